@@ -1,0 +1,234 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import express, { type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
+import { rooms, type Health } from '@casebridge/shared';
+import type { Database } from './db/client.js';
+import { errorHandler, notFoundApi } from './http/error-handler.js';
+import { resolvePrincipal } from './http/principal.js';
+import { requestLog } from './http/request-log.js';
+import { Limiter, DEFAULT_LIMITS, type Limits } from './lib/rate-limit.js';
+import type { Logger } from './lib/logger.js';
+import { AgencyRepository } from './modules/agencies/agency.repository.js';
+import { AuditRepository } from './modules/audit/audit.repository.js';
+import { authRoutes } from './modules/auth/auth.routes.js';
+import { AuthService } from './modules/auth/auth.service.js';
+import { SessionRepository } from './modules/auth/session.repository.js';
+import { CaseRepository } from './modules/cases/case.repository.js';
+import { ConstituentRepository } from './modules/constituents/constituent.repository.js';
+import { ConversationRepository } from './modules/conversations/conversation.repository.js';
+import { conversationRoutes } from './modules/conversations/conversation.routes.js';
+import { ConversationService } from './modules/conversations/conversation.service.js';
+import { MessageRepository } from './modules/messages/message.repository.js';
+import { MessageService } from './modules/messages/message.service.js';
+import { AttachmentRepository } from './modules/attachments/attachment.repository.js';
+import { AttachmentService } from './modules/attachments/attachment.service.js';
+import { attachmentRoutes } from './modules/attachments/attachment.routes.js';
+import { UserRepository } from './modules/users/user.repository.js';
+import { WidgetTokens } from './modules/widget/widget-token.js';
+import { widgetRoutes } from './modules/widget/widget.routes.js';
+import { WidgetService } from './modules/widget/widget.service.js';
+import { AvailabilityService } from './modules/availability/availability.service.js';
+import { QueueService } from './modules/queue/queue.service.js';
+import { createIo } from './realtime/io.js';
+import { createNotifier, type Notifier } from './realtime/notifier.js';
+import type { AppServer } from './realtime/types.js';
+import { placeholderRoutes, staticRoutes, type StaticDirs } from './http/static.js';
+
+export interface AppOptions {
+  database: Database;
+  logger: Logger;
+  publicBaseUrl: string;
+  sessionSecret: string;
+  sessionIdleMs: number;
+  sessionMaxMs: number;
+  trustProxy?: boolean;
+  limits?: Partial<Limits>;
+  /** How often open staff sockets re-check their session; explicit revocations are pushed at once. */
+  sessionRecheckMs?: number;
+  version?: string;
+  realtimeKind?: Health['realtime'];
+  /** Built assets (widget, demo page) and the SvelteKit handler; absent in API-only tests. */
+  staticDirs?: StaticDirs;
+  webHandler?: RequestHandler;
+  /** Other origins that serve our own pages (demo mode: http://127.0.0.1:PORT next to localhost). */
+  extraOwnOrigins?: string[];
+}
+
+export interface App {
+  app: Express;
+  httpServer: HttpServer;
+  io: AppServer;
+  notifier: Notifier;
+  services: {
+    availability: AvailabilityService;
+    auth: AuthService;
+    widget: WidgetService;
+    conversations: ConversationService;
+    messages: MessageService;
+  };
+}
+
+/** Builds Express + Socket.IO and wires every module. Listens nowhere, reads no environment. */
+export function createApp(o: AppOptions): App {
+  const db = o.database.db;
+  const publicOrigin = new URL(o.publicBaseUrl).origin;
+  // Origins our own pages are served from: the public one, plus loopback aliases in demo mode.
+  const ownOrigins = [...new Set([publicOrigin, ...(o.extraOwnOrigins ?? [])])];
+  const secureCookies = publicOrigin.startsWith('https:');
+  const limits = { ...DEFAULT_LIMITS, ...o.limits };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', o.trustProxy ?? false);
+  const httpServer = createServer(app);
+
+  const repos = {
+    agencies: new AgencyRepository(db),
+    audit: new AuditRepository(db),
+    sessions: new SessionRepository(db),
+    users: new UserRepository(db),
+    cases: new CaseRepository(db),
+    constituents: new ConstituentRepository(db),
+    conversations: new ConversationRepository(db),
+    messages: new MessageRepository(db),
+    attachments: new AttachmentRepository(db),
+  };
+
+  // The notifier needs the Socket.IO server, which needs the services: bind it late.
+  let notifier: Notifier | undefined;
+  const lateNotifier: Notifier = {
+    messageCreated: (...a) => notifier?.messageCreated(...a),
+    conversationCreated: (...a) => notifier?.conversationCreated(...a),
+    conversationUpdated: (...a) => notifier?.conversationUpdated(...a),
+    typing: (...a) => notifier?.typing(...a),
+    sessionEnded: (...a) => notifier?.sessionEnded(...a),
+    receiptChanged: (...a) => notifier?.receiptChanged(...a),
+    queuePosition: (...a) => notifier?.queuePosition(...a),
+  };
+
+  const auth = new AuthService({
+    sessions: repos.sessions,
+    users: repos.users,
+    audit: repos.audit,
+    events: lateNotifier,
+    loginFailuresPerIp: new Limiter('login-ip', limits.loginFailuresPerIp),
+    loginFailuresPerAccount: new Limiter('login-account', limits.loginFailuresPerAccount),
+    idleMs: o.sessionIdleMs,
+    maxMs: o.sessionMaxMs,
+  });
+  // Filled in once Socket.IO exists: counts agents connected in a group on every node.
+  let onlineAgents: (groupId: string) => Promise<number> = async () => 0;
+  const availability = new AvailabilityService({ agencies: repos.agencies, onlineAgents: (g) => onlineAgents(g) });
+  const widget = new WidgetService({
+    availability,
+    agencies: repos.agencies,
+    constituents: repos.constituents,
+    tokens: new WidgetTokens(o.sessionSecret),
+    widgetSessionsPerIp: new Limiter('widget-session-ip', limits.widgetSessionsPerIp),
+    ownOrigins,
+  });
+  const conversations = new ConversationService({
+    db,
+    conversations: repos.conversations,
+    messages: repos.messages,
+    cases: repos.cases,
+    constituents: repos.constituents,
+    agencies: repos.agencies,
+    audit: repos.audit,
+    notifier: lateNotifier,
+    queue: new QueueService({ conversations: repos.conversations, notifier: lateNotifier }),
+    conversationsPerSession: limits.conversationsPerSession,
+  });
+  const attachments = new AttachmentService({
+    conversations,
+    attachments: repos.attachments,
+    uploadsPerConstituent: limits.uploadsPerConstituent,
+  });
+  const messages = new MessageService({
+    conversations,
+    messages: repos.messages,
+    attachments,
+    attachmentRefs: repos.attachments,
+    notifier: lateNotifier,
+    messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
+  });
+
+  app.use(requestLog(o.logger));
+  app.use(
+    helmet({
+      // Pages set their own policy (SvelteKit, the widget iframe); the API's is below.
+      contentSecurityPolicy: false,
+      crossOriginEmbedderPolicy: false,
+      hsts: secureCookies ? { maxAge: 31536000, includeSubDomains: true } : false,
+      // Nothing but the widget iframe may be framed; that route replaces this with frame-ancestors.
+      frameguard: { action: 'deny' },
+      referrerPolicy: { policy: 'strict-origin-when-cross-origin' },
+    }),
+  );
+
+  const resolvePrincipalEarly = resolvePrincipal({ auth, widget, ownOrigins, secureCookies });
+  const api = express.Router();
+  api.use((_req, res, next) => {
+    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'");
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+  api.get('/health', async (_req, res) => {
+    const up = await o.database.ping();
+    const body: Health = {
+      status: up ? 'ok' : 'degraded',
+      database: o.database.kind,
+      realtime: o.realtimeKind ?? 'single-node',
+      version: o.version ?? '0.0.0',
+    };
+    res.status(up ? 200 : 503).json(body);
+  });
+  // Uploads read their own raw body, so they come before the JSON parser.
+  api.use(resolvePrincipalEarly);
+  api.use(attachmentRoutes({ attachments }));
+  api.use(express.json({ limit: '64kb' }));
+  api.use(authRoutes({ auth, secureCookies }));
+  api.use(
+    widgetRoutes({
+      widget,
+      conversations,
+      conversationsPerIp: new Limiter('conversations-ip', limits.conversationsPerIp),
+    }),
+  );
+  api.use(conversationRoutes({ conversations, messages }));
+  api.use(notFoundApi);
+  app.use('/api', api);
+  app.use(placeholderRoutes());
+  if (o.staticDirs) {
+    app.use(
+      staticRoutes(o.staticDirs, async (key) => {
+        const agency = key ? await repos.agencies.findByWidgetKey(key) : undefined;
+        return agency ? [...new Set([...ownOrigins, ...agency.allowedOrigins])] : ownOrigins;
+      }),
+    );
+  }
+  // SvelteKit routes itself (/console, /portal); mounted at the root so its paths stay whole.
+  if (o.webHandler) app.use(o.webHandler);
+  app.use(errorHandler(o.logger));
+
+  const io = createIo(httpServer, {
+    auth,
+    widget,
+    conversations,
+    messages,
+    logger: o.logger,
+    ownOrigins,
+    secureCookies,
+    sessionRecheckMs: o.sessionRecheckMs ?? 30_000,
+  });
+  notifier = createNotifier(io);
+  onlineAgents = async (groupId) => {
+    const sockets = await io.in(rooms.group(groupId)).fetchSockets();
+    const agents = new Set(
+      sockets.map((s) => s.data.principal).flatMap((p) => (p?.kind === 'staff' && p.role !== 'admin' ? [p.userId] : [])),
+    );
+    return agents.size;
+  };
+
+  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages } };
+}

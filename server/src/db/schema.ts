@@ -1,0 +1,294 @@
+import { sql } from 'drizzle-orm';
+import {
+  boolean,
+  check,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import type { BusinessHours } from '@casebridge/shared';
+
+// Timestamps come back as ISO-ish strings (mode 'string'): the same on PGlite and node-postgres,
+// and no time-zone surprises from Date conversions.
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'string' });
+const createdAt = () => ts('created_at').notNull().defaultNow();
+
+export const agencies = pgTable('agencies', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  slug: text('slug').notNull().unique(),
+  name: text('name').notNull(),
+  /** Public key a website puts in the widget tag; not a secret. */
+  widgetKey: text('widget_key').notNull().unique(),
+  /** Origins allowed to embed the widget (exact match, e.g. https://www.springfield.gov). */
+  allowedOrigins: jsonb('allowed_origins').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+  /** Prefix of case reference numbers, e.g. GEN → GEN-2026-000123. */
+  casePrefix: text('case_prefix').notNull().default('CASE'),
+  /** Weekly opening hours for live chat; null means always open. */
+  businessHours: jsonb('business_hours').$type<BusinessHours>(),
+  createdAt: createdAt(),
+});
+
+export const users = pgTable(
+  'users',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    email: text('email').notNull(),
+    displayName: text('display_name').notNull(),
+    role: text('role', { enum: ['admin', 'supervisor', 'agent'] }).notNull(),
+    passwordHash: text('password_hash').notNull(),
+    disabledAt: ts('disabled_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('users_email_uq').on(t.email),
+    check('users_role_ck', sql`${t.role} in ('admin','supervisor','agent')`),
+  ],
+);
+
+export const groups = pgTable(
+  'groups',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    name: text('name').notNull(),
+    /** The group new web conversations go to until routing rules exist. */
+    isDefault: boolean('is_default').notNull().default(false),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('groups_agency_name_uq').on(t.agencyId, t.name),
+    uniqueIndex('groups_one_default_uq').on(t.agencyId).where(sql`${t.isDefault}`),
+  ],
+);
+
+export const groupMemberships = pgTable(
+  'group_memberships',
+  {
+    groupId: uuid('group_id').notNull().references(() => groups.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index('group_memberships_user_ix').on(t.userId)],
+);
+
+/** Server-side staff sessions; the cookie holds a random token, the table only its SHA-256. */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    tokenHash: text('token_hash').notNull(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    csrfToken: text('csrf_token').notNull(),
+    createdAt: createdAt(),
+    lastSeenAt: ts('last_seen_at').notNull().defaultNow(),
+    expiresAt: ts('expires_at').notNull(),
+    revokedAt: ts('revoked_at'),
+  },
+  (t) => [uniqueIndex('sessions_token_hash_uq').on(t.tokenHash), index('sessions_user_ix').on(t.userId)],
+);
+
+export const constituents = pgTable(
+  'constituents',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    displayName: text('display_name'),
+    email: text('email'),
+    phone: text('phone'),
+    language: text('language').notNull().default('en'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('constituents_agency_ix').on(t.agencyId)],
+);
+
+/** How a constituent is reached on one channel: a widget session, a phone number, an email address. */
+export const channelIdentities = pgTable(
+  'channel_identities',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    constituentId: uuid('constituent_id').notNull().references(() => constituents.id, { onDelete: 'cascade' }),
+    channel: text('channel', { enum: ['web', 'sms', 'voice', 'email', 'portal'] }).notNull(),
+    address: text('address').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('channel_identities_address_uq').on(t.agencyId, t.channel, t.address)],
+);
+
+/** A constituent's widget session: what a widget token points at, so it can be revoked. */
+export const widgetSessions = pgTable('widget_sessions', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+  constituentId: uuid('constituent_id').notNull().references(() => constituents.id, { onDelete: 'cascade' }),
+  createdAt: createdAt(),
+  revokedAt: ts('revoked_at'),
+});
+
+/** Reference numbers are per agency and year, gap-tolerant but never reused. */
+export const caseCounters = pgTable(
+  'case_counters',
+  {
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'cascade' }),
+    year: integer('year').notNull(),
+    lastNumber: integer('last_number').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.agencyId, t.year] })],
+);
+
+export const cases = pgTable(
+  'cases',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    reference: text('reference').notNull(),
+    title: text('title').notNull(),
+    status: text('status', { enum: ['new', 'open', 'awaiting_info', 'resolved', 'closed', 'cancelled'] })
+      .notNull()
+      .default('new'),
+    priority: text('priority', { enum: ['low', 'normal', 'high', 'urgent'] }).notNull().default('normal'),
+    constituentId: uuid('constituent_id').references(() => constituents.id, { onDelete: 'set null' }),
+    groupId: uuid('group_id').references(() => groups.id, { onDelete: 'set null' }),
+    assigneeId: uuid('assignee_id').references(() => users.id, { onDelete: 'set null' }),
+    /** Case types arrive with the case-management work; free until then. */
+    caseTypeId: uuid('case_type_id'),
+    version: integer('version').notNull().default(1),
+    createdAt: createdAt(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('cases_reference_uq').on(t.agencyId, t.reference),
+    index('cases_group_status_ix').on(t.groupId, t.status),
+  ],
+);
+
+export const conversations = pgTable(
+  'conversations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    constituentId: uuid('constituent_id').notNull().references(() => constituents.id, { onDelete: 'restrict' }),
+    channelIdentityId: uuid('channel_identity_id')
+      .notNull()
+      .references(() => channelIdentities.id, { onDelete: 'restrict' }),
+    channel: text('channel', { enum: ['web', 'sms', 'voice', 'email', 'portal'] }).notNull(),
+    status: text('status', { enum: ['queued', 'active', 'ended'] }).notNull().default('queued'),
+    groupId: uuid('group_id').notNull().references(() => groups.id, { onDelete: 'restrict' }),
+    assigneeId: uuid('assignee_id').references(() => users.id, { onDelete: 'set null' }),
+    caseId: uuid('case_id').notNull().references(() => cases.id, { onDelete: 'restrict' }),
+    language: text('language', { enum: ['en', 'es'] }).notNull().default('en'),
+    /** The seq of the newest message; the next message takes lastSeq + 1 under a row lock. */
+    lastSeq: integer('last_seq').notNull().default(0),
+    /** Receipts: how far each side has received and read. */
+    constituentDeliveredSeq: integer('constituent_delivered_seq').notNull().default(0),
+    constituentReadSeq: integer('constituent_read_seq').notNull().default(0),
+    agentDeliveredSeq: integer('agent_delivered_seq').notNull().default(0),
+    agentReadSeq: integer('agent_read_seq').notNull().default(0),
+    /** Left while chat was closed or unstaffed: staff follow up on the case. */
+    offline: boolean('offline').notNull().default(false),
+    ratingScore: integer('rating_score'),
+    ratingComment: text('rating_comment'),
+    claimedAt: ts('claimed_at'),
+    version: integer('version').notNull().default(1),
+    createdAt: createdAt(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+    endedAt: ts('ended_at'),
+  },
+  (t) => [
+    // One open conversation per constituent per channel identity: two racing "start chat" calls cannot both win.
+    uniqueIndex('conversations_one_open_uq').on(t.channelIdentityId).where(sql`${t.status} <> 'ended'`),
+    index('conversations_group_status_ix').on(t.groupId, t.status),
+    index('conversations_constituent_ix').on(t.constituentId),
+    index('conversations_case_ix').on(t.caseId),
+  ],
+);
+
+export const messages = pgTable(
+  'messages',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    conversationId: uuid('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    clientMessageId: text('client_message_id'),
+    /** Id on another system (a Twilio MessageSid): a retried webhook finds the message it already made. */
+    externalId: text('external_id'),
+    authorKind: text('author_kind', { enum: ['agent', 'constituent', 'system'] }).notNull(),
+    authorUserId: uuid('author_user_id').references(() => users.id, { onDelete: 'set null' }),
+    authorConstituentId: uuid('author_constituent_id').references(() => constituents.id, { onDelete: 'set null' }),
+    /** The staff member's display name at the time of writing, as the constituent saw it. */
+    authorName: text('author_name'),
+    visibility: text('visibility', { enum: ['public', 'internal'] }).notNull().default('public'),
+    body: text('body').notNull(),
+    channel: text('channel', { enum: ['web', 'sms', 'voice', 'email', 'portal'] }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('messages_seq_uq').on(t.conversationId, t.seq),
+    uniqueIndex('messages_client_id_uq').on(t.conversationId, t.clientMessageId),
+    uniqueIndex('messages_external_id_uq').on(t.externalId).where(sql`${t.externalId} is not null`),
+  ],
+);
+
+// Files live in the database so every node serves them and backups hold them (10 MB cap per file).
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => 'bytea' });
+
+/** A file a constituent or agent attached in a conversation; served only to those who may see its message. */
+export const attachments = pgTable(
+  'attachments',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    conversationId: uuid('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    messageId: uuid('message_id').references(() => messages.id, { onDelete: 'set null' }),
+    uploaderKind: text('uploader_kind', { enum: ['agent', 'constituent'] }).notNull(),
+    uploaderId: uuid('uploader_id').notNull(),
+    filename: text('filename').notNull(),
+    /** Decided from the bytes, never from the name or the client's header. */
+    contentType: text('content_type').notNull(),
+    size: integer('size').notNull(),
+    data: bytea('data').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('attachments_conversation_ix').on(t.conversationId), index('attachments_message_ix').on(t.messageId)],
+);
+
+/** The case timeline: every conversation, call, SMS, note, status change and task of a case. */
+export const caseEvents = pgTable(
+  'case_events',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    caseId: uuid('case_id').notNull().references(() => cases.id, { onDelete: 'cascade' }),
+    kind: text('kind').notNull(),
+    actorKind: text('actor_kind', { enum: ['agent', 'constituent', 'system'] }).notNull(),
+    actorUserId: uuid('actor_user_id').references(() => users.id, { onDelete: 'set null' }),
+    conversationId: uuid('conversation_id').references(() => conversations.id, { onDelete: 'set null' }),
+    data: jsonb('data').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    createdAt: createdAt(),
+  },
+  (t) => [index('case_events_case_ix').on(t.caseId, t.createdAt)],
+);
+
+/** Append-only record of who did what. Never updated, never deleted by the application. */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').references(() => agencies.id, { onDelete: 'restrict' }),
+    actorKind: text('actor_kind', { enum: ['staff', 'constituent', 'system', 'anonymous'] }).notNull(),
+    actorId: uuid('actor_id'),
+    action: text('action').notNull(),
+    objectType: text('object_type'),
+    objectId: text('object_id'),
+    outcome: text('outcome', { enum: ['success', 'denied', 'failure'] }).notNull(),
+    sourceIp: text('source_ip'),
+    detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    createdAt: createdAt(),
+  },
+  (t) => [index('audit_log_agency_ix').on(t.agencyId, t.createdAt)],
+);

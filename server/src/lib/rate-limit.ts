@@ -1,0 +1,80 @@
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError } from '../errors.js';
+
+export interface LimitSpec {
+  points: number;
+  /** Window in seconds. */
+  duration: number;
+}
+
+/**
+ * A named limit keyed by whatever the caller chooses (session, IP, account).
+ * Per-node memory for now; the several-nodes work moves it to Redis with this as the fallback.
+ */
+export class Limiter {
+  private readonly limiter: RateLimiterMemory;
+  constructor(
+    private readonly name: string,
+    spec: LimitSpec,
+  ) {
+    this.limiter = new RateLimiterMemory({ keyPrefix: name, points: spec.points, duration: spec.duration });
+  }
+
+  /** Consumes one point; throws RATE_LIMITED with retryAfterMs when the key is over its limit. */
+  async consume(key: string, message = 'Too many requests. Please wait a moment and try again.'): Promise<void> {
+    try {
+      await this.limiter.consume(key);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) {
+        throw new AppError('RATE_LIMITED', message, { retryAfterMs: Math.max(1, err.msBeforeNext) });
+      }
+      throw err;
+    }
+  }
+
+  /** Throws RATE_LIMITED if the key is already over its limit, without consuming. */
+  async check(key: string, message?: string): Promise<void> {
+    const res = await this.limiter.get(key);
+    if (res && res.remainingPoints <= 0 && res.consumedPoints > 0) {
+      throw new AppError('RATE_LIMITED', message ?? 'Too many attempts. Please wait and try again.', {
+        retryAfterMs: Math.max(1, res.msBeforeNext),
+      });
+    }
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.limiter.delete(key);
+  }
+
+  toString() {
+    return `Limiter(${this.name})`;
+  }
+}
+
+export interface Limits {
+  /** Failed sign-ins per client IP. */
+  loginFailuresPerIp: LimitSpec;
+  /** Failed sign-ins per account. */
+  loginFailuresPerAccount: LimitSpec;
+  /** New widget sessions per IP. */
+  widgetSessionsPerIp: LimitSpec;
+  /** New conversations per widget session. */
+  conversationsPerSession: LimitSpec;
+  /** New conversations per IP (library / carrier NAT safe). */
+  conversationsPerIp: LimitSpec;
+  /** Messages per widget session. */
+  messagesPerSession: LimitSpec;
+  /** File uploads per constituent (counted in the database). */
+  uploadsPerConstituent: LimitSpec;
+}
+
+/** Starting values from RELIABILITY.md §5.2-F; sign-in counts failures only, so a shared office IP is not locked out. */
+export const DEFAULT_LIMITS: Limits = {
+  loginFailuresPerIp: { points: 30, duration: 5 * 60 },
+  loginFailuresPerAccount: { points: 10, duration: 15 * 60 },
+  widgetSessionsPerIp: { points: 60, duration: 60 },
+  conversationsPerSession: { points: 3, duration: 3600 },
+  conversationsPerIp: { points: 60, duration: 3600 },
+  messagesPerSession: { points: 30, duration: 60 },
+  uploadsPerConstituent: { points: 10, duration: 3600 },
+};

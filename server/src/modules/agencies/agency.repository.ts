@@ -1,0 +1,27 @@
+import { and, eq } from 'drizzle-orm';
+import type { Db, Tx } from '../../db/client.js';
+import { agencies, groups } from '../../db/schema.js';
+
+export type AgencyRow = typeof agencies.$inferSelect;
+
+export class AgencyRepository {
+  constructor(private readonly db: Db) {}
+
+  async findByWidgetKey(key: string): Promise<AgencyRow | undefined> {
+    const [row] = await this.db.select().from(agencies).where(eq(agencies.widgetKey, key));
+    return row;
+  }
+
+  async findById(id: string): Promise<AgencyRow | undefined> {
+    const [row] = await this.db.select().from(agencies).where(eq(agencies.id, id));
+    return row;
+  }
+
+  async defaultGroupId(agencyId: string, tx: Tx | Db = this.db): Promise<string | undefined> {
+    const [row] = await tx
+      .select({ id: groups.id })
+      .from(groups)
+      .where(and(eq(groups.agencyId, agencyId), eq(groups.isDefault, true)));
+    return row?.id;
+  }
+}

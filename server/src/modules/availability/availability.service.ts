@@ -1,0 +1,23 @@
+import type { Availability } from '@casebridge/shared';
+import type { AgencyRepository } from '../agencies/agency.repository.js';
+import { isOpen } from './business-hours.js';
+
+export interface AvailabilityDeps {
+  agencies: AgencyRepository;
+  /** Staff who can take chats and are connected now, in a group (across every node). */
+  onlineAgents(groupId: string): Promise<number>;
+  now?: () => Date;
+}
+
+/** Is live chat staffed right now? If not, the widget offers to leave a message that becomes a case. */
+export class AvailabilityService {
+  constructor(private readonly d: AvailabilityDeps) {}
+
+  async forAgency(agencyId: string): Promise<Availability> {
+    const agency = await this.d.agencies.findById(agencyId);
+    if (!agency || !isOpen(agency.businessHours, this.d.now?.() ?? new Date())) return { open: false, reason: 'closed' };
+    const groupId = await this.d.agencies.defaultGroupId(agencyId);
+    if (!groupId || (await this.d.onlineAgents(groupId)) === 0) return { open: false, reason: 'no_agents' };
+    return { open: true, reason: null };
+  }
+}

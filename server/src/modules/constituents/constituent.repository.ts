@@ -1,0 +1,62 @@
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../../db/client.js';
+import { channelIdentities, constituents, widgetSessions } from '../../db/schema.js';
+
+export type WidgetSessionRow = typeof widgetSessions.$inferSelect;
+
+export class ConstituentRepository {
+  constructor(private readonly db: Db) {}
+
+  /** A new anonymous constituent and the widget session that identifies them. */
+  async createWithWidgetSession(agencyId: string): Promise<WidgetSessionRow> {
+    return this.db.transaction(async (tx) => {
+      const [c] = await tx.insert(constituents).values({ agencyId }).returning({ id: constituents.id });
+      const [s] = await tx.insert(widgetSessions).values({ agencyId, constituentId: c!.id }).returning();
+      return s!;
+    });
+  }
+
+  async findWidgetSession(id: string): Promise<WidgetSessionRow | undefined> {
+    const [row] = await this.db.select().from(widgetSessions).where(eq(widgetSessions.id, id));
+    return row;
+  }
+
+  async revokeWidgetSession(id: string): Promise<void> {
+    await this.db.update(widgetSessions).set({ revokedAt: sql`now()` }).where(eq(widgetSessions.id, id));
+  }
+
+  async updateDetails(
+    tx: Tx,
+    id: string,
+    details: { displayName: string; email?: string; phone?: string; language: string },
+  ): Promise<void> {
+    await tx
+      .update(constituents)
+      .set({
+        displayName: details.displayName,
+        language: details.language,
+        ...(details.email !== undefined ? { email: details.email } : {}),
+        ...(details.phone !== undefined ? { phone: details.phone } : {}),
+      })
+      .where(eq(constituents.id, id));
+  }
+
+  /** The constituent's identity on a channel, created on first use; the unique index settles races. */
+  async ensureIdentity(
+    tx: Tx,
+    input: { agencyId: string; constituentId: string; channel: 'web' | 'sms' | 'voice' | 'email' | 'portal'; address: string },
+  ): Promise<string> {
+    await tx.insert(channelIdentities).values(input).onConflictDoNothing();
+    const [row] = await tx
+      .select({ id: channelIdentities.id })
+      .from(channelIdentities)
+      .where(
+        and(
+          eq(channelIdentities.agencyId, input.agencyId),
+          eq(channelIdentities.channel, input.channel),
+          eq(channelIdentities.address, input.address),
+        ),
+      );
+    return row!.id;
+  }
+}

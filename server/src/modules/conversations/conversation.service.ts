@@ -1,0 +1,327 @@
+import type {
+  ConstituentConversation,
+  ConversationStatus,
+  ConversationSummary,
+  Message,
+  StartConversationInput,
+} from '@casebridge/shared';
+import type { Db } from '../../db/client.js';
+import { pgConstraint, pgErrorCode } from '../../db/client.js';
+import { AppError } from '../../errors.js';
+import type { Notifier } from '../../realtime/notifier.js';
+import type { AgencyRepository } from '../agencies/agency.repository.js';
+import type { AuditRepository } from '../audit/audit.repository.js';
+import type { CaseRepository } from '../cases/case.repository.js';
+import type { ConstituentRepository } from '../constituents/constituent.repository.js';
+import type { MessageRepository } from '../messages/message.repository.js';
+import type { ConstituentPrincipal, Principal, StaffPrincipal } from '../principal.js';
+import { assertStaffCanAct, assertVisible } from './conversation.access.js';
+import { toConstituentView, toMessage, toSummary } from './conversation.mapper.js';
+import type { ConversationRepository, ConversationView } from './conversation.repository.js';
+import type { QueueService } from '../queue/queue.service.js';
+
+export interface ConversationDeps {
+  db: Db;
+  conversations: ConversationRepository;
+  messages: MessageRepository;
+  cases: CaseRepository;
+  constituents: ConstituentRepository;
+  agencies: AgencyRepository;
+  audit: AuditRepository;
+  notifier: Notifier;
+  queue: QueueService;
+  /** New conversations one widget session may start per window (counted in the database, so every node agrees). */
+  conversationsPerSession: { points: number; duration: number };
+  now?: () => Date;
+}
+
+type StartInput = Omit<Extract<StartConversationInput, object>, 'language' | 'offline'> & {
+  language: 'en' | 'es';
+  offline: boolean;
+};
+
+export class ConversationService {
+  constructor(private readonly d: ConversationDeps) {}
+
+  /** Loads a conversation the principal may see, or throws NOT_FOUND. */
+  async get(p: Principal, id: string): Promise<ConversationView> {
+    return assertVisible(p, await this.d.conversations.findView(id));
+  }
+
+  async listForStaff(p: StaffPrincipal, status?: ConversationStatus): Promise<ConversationSummary[]> {
+    const rows = await this.d.conversations.listForStaff({
+      agencyId: p.agencyId,
+      groupIds: p.role === 'admin' ? null : p.groupIds,
+      status,
+      limit: 200,
+    });
+    return rows.map(toSummary);
+  }
+
+  async listForConstituent(p: ConstituentPrincipal): Promise<ConstituentConversation[]> {
+    const rows = await this.d.conversations.listForConstituent(p.constituentId);
+    return rows.filter((r) => r.agencyId === p.agencyId).map(toConstituentView);
+  }
+
+  /**
+   * A constituent starts a web conversation. Idempotent: while one is open for this widget session,
+   * starting again returns it. Every conversation is linked to a case from its first moment.
+   */
+  async start(
+    p: ConstituentPrincipal,
+    input: StartInput,
+  ): Promise<{ conversation: ConstituentConversation; message: Message | null; created: boolean }> {
+    const agency = await this.d.agencies.findById(p.agencyId);
+    if (!agency) throw new AppError('NOT_FOUND', 'Agency not found');
+    const groupId = await this.d.agencies.defaultGroupId(p.agencyId);
+    if (!groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking chats yet', { retryable: false });
+
+    let outcome: { conversationId: string; created: boolean; messageId: string | null };
+    try {
+      outcome = await this.d.db.transaction(async (tx) => {
+        await this.d.constituents.updateDetails(tx, p.constituentId, {
+          displayName: input.name,
+          email: input.email,
+          phone: input.phone,
+          language: input.language,
+        });
+        const identityId = await this.d.constituents.ensureIdentity(tx, {
+          agencyId: p.agencyId,
+          constituentId: p.constituentId,
+          channel: 'web',
+          address: p.widgetSessionId,
+        });
+        const open = await this.d.conversations.findOpenByIdentity(tx, identityId);
+        if (open) return { conversationId: open.id, created: false, messageId: null };
+        const limit = this.d.conversationsPerSession;
+        if ((await this.d.conversations.countRecentByIdentity(tx, identityId, limit.duration)) >= limit.points) {
+          throw new AppError('RATE_LIMITED', 'You have started several chats recently. Please wait before starting another.', {
+            retryAfterMs: limit.duration * 1000,
+          });
+        }
+
+        const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
+        const reference = await this.d.cases.nextReference(tx, p.agencyId, agency.casePrefix, year);
+        const title = input.service ? `Web chat: ${input.service}` : 'Web chat';
+        const kase = await this.d.cases.create(tx, {
+          agencyId: p.agencyId,
+          reference,
+          title,
+          constituentId: p.constituentId,
+          groupId,
+        });
+        const conv = await this.d.conversations.create(tx, {
+          agencyId: p.agencyId,
+          constituentId: p.constituentId,
+          channelIdentityId: identityId,
+          channel: 'web',
+          groupId,
+          caseId: kase.id,
+          language: input.language,
+          offline: input.offline,
+        });
+        await this.d.cases.addEvent(tx, {
+          caseId: kase.id,
+          kind: 'conversation.started',
+          actorKind: 'constituent',
+          conversationId: conv.id,
+          data: { channel: 'web', service: input.service ?? null, offline: input.offline },
+        });
+        let messageId: string | null = null;
+        if (input.message) {
+          const { message } = await this.d.messages.append(
+            {
+              conversationId: conv.id,
+              clientMessageId: input.clientMessageId ?? null,
+              authorKind: 'constituent',
+              authorConstituentId: p.constituentId,
+              visibility: 'public',
+              body: input.message,
+              channel: 'web',
+            },
+            tx,
+          );
+          messageId = message.id;
+        }
+        await this.d.audit.record(
+          {
+            agencyId: p.agencyId,
+            actorKind: 'constituent',
+            actorId: p.constituentId,
+            action: 'conversation.start',
+            objectType: 'conversation',
+            objectId: conv.id,
+            outcome: 'success',
+            detail: { caseId: kase.id },
+          },
+          tx,
+        );
+        return { conversationId: conv.id, created: true, messageId };
+      });
+    } catch (err) {
+      // Two "start chat" calls raced: the unique partial index let one win. Answer with the winner's conversation.
+      if (pgErrorCode(err) === '23505' && pgConstraint(err) === 'conversations_one_open_uq') {
+        const mine = (await this.d.conversations.listForConstituent(p.constituentId)).find((c) => c.status !== 'ended');
+        if (mine) return { conversation: toConstituentView(mine), message: null, created: false };
+      }
+      throw err;
+    }
+
+    const view = (await this.d.conversations.findView(outcome.conversationId))!;
+    let message: Message | null = null;
+    if (outcome.created) {
+      this.d.notifier.conversationCreated(toSummary(view));
+      if (outcome.messageId) {
+        const [row] = await this.d.messages.listAfter(view.id, 0, 1, false);
+        if (row) {
+          message = toMessage(row);
+          this.d.notifier.messageCreated(message, view);
+        }
+      }
+      void this.announceQueue(view.groupId);
+    }
+    return { conversation: toConstituentView(view), message, created: outcome.created };
+  }
+
+  /** Staff take a queued conversation. Exactly one of two racing agents wins; the other gets CONFLICT. */
+  async claim(p: StaffPrincipal, id: string): Promise<ConversationSummary> {
+    const conv = await this.get(p, id);
+    assertStaffCanAct(p, conv);
+    const claimed = await this.d.db.transaction(async (tx) => {
+      const row = await this.d.conversations.claim(id, p.userId, tx);
+      if (!row) return undefined;
+      await this.d.cases.assign(tx, row.caseId, p.userId);
+      await this.d.cases.addEvent(tx, {
+        caseId: row.caseId,
+        kind: 'conversation.assigned',
+        actorKind: 'agent',
+        actorUserId: p.userId,
+        conversationId: id,
+        data: { assigneeId: p.userId, reason: 'claimed' },
+      });
+      await this.d.audit.record(
+        {
+          agencyId: p.agencyId,
+          actorKind: 'staff',
+          actorId: p.userId,
+          action: 'conversation.claim',
+          objectType: 'conversation',
+          objectId: id,
+          outcome: 'success',
+        },
+        tx,
+      );
+      return row;
+    });
+    if (!claimed) {
+      throw new AppError(
+        'CONFLICT',
+        conv.status === 'ended' ? 'This conversation has ended' : 'Someone else has already taken this conversation',
+      );
+    }
+    const summary = toSummary((await this.d.conversations.findView(id))!);
+    this.d.notifier.conversationUpdated(summary);
+    void this.announceQueue(summary.groupId);
+    return summary;
+  }
+
+  /** Queue positions are a courtesy: a failure to announce must not fail the action that moved the queue. */
+  private async announceQueue(groupId: string): Promise<void> {
+    await this.d.queue.announce(groupId).catch(() => undefined);
+  }
+
+  /** A constituent's place in line for each of their queued conversations (sent when their socket connects). */
+  async queuePositionsFor(p: ConstituentPrincipal) {
+    const mine = await this.d.conversations.listForConstituent(p.constituentId);
+    const queued = mine.filter((c) => c.status === 'queued' && c.agencyId === p.agencyId);
+    const positions = await Promise.all(queued.map((c) => this.d.queue.positionOf(c.groupId, c.id)));
+    return positions.filter((x) => x !== null);
+  }
+
+  async isPublicMessage(messageId: string): Promise<boolean> {
+    return (await this.d.messages.visibilityOf(messageId)) === 'public';
+  }
+
+  /** Moves this side's delivered / read cursors forward and tells the other side. */
+  async receipt(p: Principal, id: string, delivered: number | undefined, read: number | undefined): Promise<void> {
+    const conv = await this.get(p, id);
+    if (p.kind === 'staff' && p.role === 'admin') return; // an admin looking on is not the agent reading
+    const side = p.kind === 'staff' ? 'agent' : 'constituent';
+    const moved = await this.d.conversations.advanceReceipts(conv.id, side, delivered, read);
+    if (moved) this.d.notifier.receiptChanged(conv, side, moved.deliveredSeq, moved.readSeq);
+  }
+
+  /** The constituent rates an ended conversation, once. */
+  async rate(p: ConstituentPrincipal, id: string, score: number, comment: string | undefined): Promise<void> {
+    const conv = await this.get(p, id);
+    if (conv.status !== 'ended') throw new AppError('CONFLICT', 'You can rate the chat once it has ended');
+    const ok = await this.d.db.transaction(async (tx) => {
+      if (!(await this.d.conversations.rate(id, score, comment ?? null, tx))) return false;
+      await this.d.cases.addEvent(tx, {
+        caseId: conv.caseId,
+        kind: 'conversation.rated',
+        actorKind: 'constituent',
+        conversationId: id,
+        data: { score },
+      });
+      return true;
+    });
+    if (!ok) throw new AppError('CONFLICT', 'This chat has already been rated');
+  }
+
+  /** Plain-text transcript of the public messages (never internal notes), for the constituent to keep. */
+  async transcript(p: Principal, id: string): Promise<{ filename: string; text: string }> {
+    const conv = await this.get(p, id);
+    const rows = await this.d.messages.listAfter(id, 0, 10_000, true);
+    const lines = [
+      `Chat transcript — case ${conv.caseReference}`,
+      `Started ${toIsoLocal(conv.createdAt)} (UTC)`,
+      '',
+      ...rows.map((m) => {
+        const who = m.authorKind === 'agent' ? (m.authorName ?? 'Agent') : m.authorKind === 'constituent' ? 'You' : 'CaseBridge';
+        return `[${toIsoLocal(m.createdAt)}] ${who}: ${m.body}`;
+      }),
+      '',
+    ];
+    return { filename: `transcript-${conv.caseReference}.txt`, text: lines.join('\n') };
+  }
+
+  /** The constituent, or staff who may act on it, end a conversation. Ending twice is harmless. */
+  async end(p: Principal, id: string): Promise<{ conversationId: string; status: ConversationStatus }> {
+    const conv = await this.get(p, id);
+    if (p.kind === 'staff') assertStaffCanAct(p, conv);
+    const ended = await this.d.db.transaction(async (tx) => {
+      const row = await this.d.conversations.end(id, tx);
+      if (!row) return undefined;
+      await this.d.cases.addEvent(tx, {
+        caseId: row.caseId,
+        kind: 'conversation.ended',
+        actorKind: p.kind === 'staff' ? 'agent' : 'constituent',
+        actorUserId: p.kind === 'staff' ? p.userId : null,
+        conversationId: id,
+      });
+      await this.d.audit.record(
+        {
+          agencyId: p.agencyId,
+          actorKind: p.kind,
+          actorId: p.kind === 'staff' ? p.userId : p.constituentId,
+          action: 'conversation.end',
+          objectType: 'conversation',
+          objectId: id,
+          outcome: 'success',
+        },
+        tx,
+      );
+      return row;
+    });
+    if (ended) {
+      this.d.notifier.conversationUpdated(toSummary((await this.d.conversations.findView(id))!));
+      if (conv.status === 'queued') void this.announceQueue(conv.groupId);
+    }
+    return { conversationId: id, status: 'ended' };
+  }
+}
+
+function toIsoLocal(ts: string): string {
+  return new Date(ts).toISOString().replace('T', ' ').slice(0, 16);
+}

@@ -1,0 +1,92 @@
+import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../../db/client.js';
+import { pgConstraint, pgErrorCode } from '../../db/client.js';
+import { attachments, conversations, messages } from '../../db/schema.js';
+
+export type MessageRow = typeof messages.$inferSelect;
+export type NewMessage = Omit<typeof messages.$inferInsert, 'id' | 'seq' | 'createdAt'> & { conversationId: string };
+
+export class MessageRepository {
+  constructor(private readonly db: Db) {}
+
+  /**
+   * Appends with the next seq, idempotent on (conversationId, clientMessageId) and on externalId.
+   * The conversation row is locked, so seqs are handed out one writer at a time and commit in order:
+   * a reader who has seen seq N has seen everything before it (no gaps).
+   */
+  async append(input: NewMessage, outer?: Tx, attachmentIds: string[] = []): Promise<{ message: MessageRow; created: boolean }> {
+    const run = async (tx: Tx) => {
+      const [conv] = await tx
+        .select({ lastSeq: conversations.lastSeq })
+        .from(conversations)
+        .where(eq(conversations.id, input.conversationId))
+        .for('update');
+      if (!conv) throw new Error(`conversation ${input.conversationId} vanished`);
+      const existing = await this.findDuplicate(tx, input);
+      if (existing) return { message: existing, created: false };
+      const seq = conv.lastSeq + 1;
+      await tx
+        .update(conversations)
+        .set({ lastSeq: seq, updatedAt: sql`now()` })
+        .where(eq(conversations.id, input.conversationId));
+      const [message] = await tx
+        .insert(messages)
+        .values({ ...input, seq })
+        .returning();
+      // The files join the message in the same commit: a message never shows up without its files.
+      if (attachmentIds.length) {
+        await tx
+          .update(attachments)
+          .set({ messageId: message!.id })
+          .where(and(inArray(attachments.id, attachmentIds), isNull(attachments.messageId)));
+      }
+      return { message: message!, created: true };
+    };
+    try {
+      return outer ? await run(outer) : await this.db.transaction(run);
+    } catch (err) {
+      // Backstop for a race the row lock should already prevent: the unique index won; return its row.
+      if (!outer && pgErrorCode(err) === '23505' && /client_id|external_id/.test(pgConstraint(err) ?? '')) {
+        const existing = await this.findDuplicate(this.db, input);
+        if (existing) return { message: existing, created: false };
+      }
+      throw err;
+    }
+  }
+
+  private async findDuplicate(tx: Tx | Db, input: NewMessage): Promise<MessageRow | undefined> {
+    if (input.clientMessageId) {
+      const [row] = await tx
+        .select()
+        .from(messages)
+        .where(and(eq(messages.conversationId, input.conversationId), eq(messages.clientMessageId, input.clientMessageId)));
+      if (row) return row;
+    }
+    if (input.externalId) {
+      const [row] = await tx.select().from(messages).where(eq(messages.externalId, input.externalId));
+      if (row) return row;
+    }
+    return undefined;
+  }
+
+  async findByClientId(conversationId: string, clientMessageId: string): Promise<MessageRow | undefined> {
+    return this.findDuplicate(this.db, { conversationId, clientMessageId } as NewMessage);
+  }
+
+  async visibilityOf(messageId: string): Promise<'public' | 'internal' | undefined> {
+    const [row] = await this.db.select({ v: messages.visibility }).from(messages).where(eq(messages.id, messageId));
+    return row?.v;
+  }
+
+  /** Messages after a cursor in seq order; `publicOnly` for constituents, who never see internal notes. */
+  async listAfter(conversationId: string, afterSeq: number, limit: number, publicOnly: boolean): Promise<MessageRow[]> {
+    const where = [eq(messages.conversationId, conversationId), gt(messages.seq, afterSeq)];
+    if (publicOnly) where.push(eq(messages.visibility, 'public'));
+    return this.db
+      .select()
+      .from(messages)
+      .where(and(...where))
+      .orderBy(asc(messages.seq))
+      .limit(limit);
+  }
+}

@@ -1,0 +1,92 @@
+import type { Message, SendMessageResult, SyncResult, Visibility } from '@casebridge/shared';
+import { AppError } from '../../errors.js';
+import type { Limiter } from '../../lib/rate-limit.js';
+import type { Notifier } from '../../realtime/notifier.js';
+import { assertStaffCanAct } from '../conversations/conversation.access.js';
+import { toMessage } from '../conversations/conversation.mapper.js';
+import type { ConversationService } from '../conversations/conversation.service.js';
+import type { Principal } from '../principal.js';
+import type { MessageRepository } from './message.repository.js';
+import type { AttachmentService } from '../attachments/attachment.service.js';
+import type { AttachmentRepository } from '../attachments/attachment.repository.js';
+
+export interface MessageDeps {
+  conversations: ConversationService;
+  messages: MessageRepository;
+  attachments: AttachmentService;
+  attachmentRefs: Pick<AttachmentRepository, 'refsByMessage'>;
+  notifier: Notifier;
+  messagesPerSession: Limiter;
+}
+
+export interface SendInput {
+  conversationId: string;
+  clientMessageId: string;
+  body: string;
+  visibility: Visibility;
+  attachmentIds?: string[];
+}
+
+/** Sending and catching up. Delivery rule: commit first, then acknowledge, then broadcast. */
+export class MessageService {
+  constructor(private readonly d: MessageDeps) {}
+
+  async send(p: Principal, input: SendInput): Promise<SendMessageResult> {
+    const conv = await this.d.conversations.get(p, input.conversationId);
+    if (p.kind === 'constituent') {
+      if (input.visibility === 'internal') throw new AppError('FORBIDDEN', 'Constituents cannot write internal notes');
+      await this.d.messagesPerSession.consume(
+        p.widgetSessionId,
+        'You are sending messages very quickly. Please wait a moment before sending more.',
+      );
+    } else {
+      assertStaffCanAct(p, conv);
+    }
+    // Notes may still be added to an ended conversation (wrap-up); public replies may not.
+    if (conv.status === 'ended' && input.visibility === 'public') {
+      throw new AppError('CONFLICT', 'This conversation has ended');
+    }
+    const attachmentIds = [...new Set(input.attachmentIds ?? [])];
+    await this.d.attachments.assertSendable(p, conv.id, attachmentIds).catch(async (err) => {
+      // A retry of a message that already took its files is fine: the duplicate check below answers it.
+      if (attachmentIds.length && (await this.d.messages.findByClientId(conv.id, input.clientMessageId))) return;
+      throw err;
+    });
+    const { message: row, created } = await this.d.messages.append({
+      conversationId: conv.id,
+      clientMessageId: input.clientMessageId,
+      authorKind: p.kind === 'staff' ? 'agent' : 'constituent',
+      authorUserId: p.kind === 'staff' ? p.userId : null,
+      authorConstituentId: p.kind === 'constituent' ? p.constituentId : null,
+      authorName: p.kind === 'staff' ? p.displayName : null,
+      visibility: input.visibility,
+      body: input.body,
+      channel: 'web',
+    }, undefined, attachmentIds);
+    const refs = await this.d.attachmentRefs.refsByMessage([row.id]);
+    const message = toMessage(row, refs.get(row.id));
+    // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
+    if (created) this.d.notifier.messageCreated(message, conv);
+    return { message, created };
+  }
+
+  /** Everything after `afterSeq`, in order. Constituents get public messages only. */
+  async sync(p: Principal, conversationId: string, afterSeq: number, limit: number): Promise<SyncResult> {
+    const conv = await this.d.conversations.get(p, conversationId);
+    const rows = await this.d.messages.listAfter(conv.id, afterSeq, limit + 1, p.kind === 'constituent');
+    const page = rows.slice(0, limit);
+    const refs = await this.d.attachmentRefs.refsByMessage(page.map((m) => m.id));
+    const messages: Message[] = page.map((m) => toMessage(m, refs.get(m.id)));
+    return {
+      messages,
+      hasMore: rows.length > limit,
+      lastSeq: page.length ? page[page.length - 1]!.seq : afterSeq,
+    };
+  }
+
+  async typing(p: Principal, conversationId: string, isTyping: boolean, socketId?: string): Promise<void> {
+    const conv = await this.d.conversations.get(p, conversationId);
+    if (p.kind === 'staff') assertStaffCanAct(p, conv);
+    this.d.notifier.typing(conv, p.kind === 'staff' ? 'agent' : 'constituent', isTyping, socketId);
+  }
+}

@@ -1,0 +1,39 @@
+import type { ConversationRepository } from '../conversations/conversation.repository.js';
+import type { Notifier } from '../../realtime/notifier.js';
+
+/** Used until a group has taken a few chats: a plain two minutes a place in line. */
+const DEFAULT_WAIT_SECONDS = 120;
+const SAMPLE = 20;
+
+/**
+ * Tells every queued constituent of a group their place in line and an estimated wait, whenever
+ * the queue moves. Position is arrival order within the group; priorities come with routing.
+ */
+export class QueueService {
+  constructor(
+    private readonly d: { conversations: ConversationRepository; notifier: Notifier },
+  ) {}
+
+  async announce(groupId: string): Promise<void> {
+    const queue = await this.d.conversations.queueOf(groupId);
+    if (queue.length === 0) return;
+    const mean = (await this.d.conversations.recentMeanWaitSeconds(groupId, SAMPLE)) ?? DEFAULT_WAIT_SECONDS;
+    const perPlace = Math.max(30, Math.round(mean));
+    queue.forEach((c, i) =>
+      this.d.notifier.queuePosition(c.constituentId, {
+        conversationId: c.id,
+        position: i + 1,
+        estimatedWaitSeconds: perPlace * (i + 1),
+      }),
+    );
+  }
+
+  /** The place in line of one conversation (for a constituent who just connected), or null if not queued. */
+  async positionOf(groupId: string, conversationId: string) {
+    const queue = await this.d.conversations.queueOf(groupId);
+    const i = queue.findIndex((c) => c.id === conversationId);
+    if (i < 0) return null;
+    const mean = (await this.d.conversations.recentMeanWaitSeconds(groupId, SAMPLE)) ?? DEFAULT_WAIT_SECONDS;
+    return { conversationId, position: i + 1, estimatedWaitSeconds: Math.max(30, Math.round(mean)) * (i + 1) };
+  }
+}

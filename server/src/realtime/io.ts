@@ -1,0 +1,197 @@
+import type { Server as HttpServer } from 'node:http';
+import { Server } from 'socket.io';
+import {
+  MAX_SOCKET_PAYLOAD_BYTES,
+  PROTOCOL_VERSION,
+  isCommandName,
+  rooms,
+  type Ack,
+} from '@casebridge/shared';
+import { AppError, toApiError } from '../errors.js';
+import { readSessionCookie } from '../http/principal.js';
+import type { Logger } from '../lib/logger.js';
+import { maskToken } from '../lib/logger.js';
+import type { AuthService } from '../modules/auth/auth.service.js';
+import type { ConversationService } from '../modules/conversations/conversation.service.js';
+import type { MessageService } from '../modules/messages/message.service.js';
+import type { WidgetService } from '../modules/widget/widget.service.js';
+import { onCommand } from './command.js';
+import type { AppServer, AppSocket } from './types.js';
+
+export interface RealtimeDeps {
+  auth: AuthService;
+  widget: WidgetService;
+  conversations: ConversationService;
+  messages: MessageService;
+  logger: Logger;
+  ownOrigins: string[];
+  secureCookies: boolean;
+  /** How often an open staff socket re-checks its session (revocation backstop). */
+  sessionRecheckMs: number;
+}
+
+/** Unknown or malformed events allowed per window before the socket is closed. */
+const MAX_STRIKES = 20;
+const STRIKE_WINDOW_MS = 60_000;
+
+export function createIo(httpServer: HttpServer, deps: RealtimeDeps): AppServer {
+  const io: AppServer = new Server(httpServer, {
+    // WebSocket only: no long-polling, so no sticky sessions are needed between nodes.
+    transports: ['websocket'],
+    maxHttpBufferSize: MAX_SOCKET_PAYLOAD_BYTES,
+    perMessageDeflate: false,
+    serveClient: false,
+    connectTimeout: 10_000,
+  });
+
+  io.use(async (socket, next) => {
+    try {
+      const auth = (socket.handshake.auth ?? {}) as { protocolVersion?: unknown; token?: unknown };
+      if (auth.protocolVersion !== PROTOCOL_VERSION) return next(new Error('PROTOCOL_MISMATCH'));
+      // Tokens in URLs end up in logs and proxies: only the handshake `auth` payload is accepted.
+      if (socket.handshake.query.token !== undefined) return next(new Error('TOKEN_IN_QUERY'));
+      const origin = socket.handshake.headers.origin;
+
+      if (typeof auth.token === 'string') {
+        const principal = await deps.widget.authenticate(auth.token);
+        if (!principal) return next(new Error('UNAUTHENTICATED'));
+        // Browsers always send Origin on a WebSocket; only pages allowed to embed this agency may connect.
+        if (origin && !(await deps.widget.allowedOrigins(principal.agencyId)).includes(origin)) {
+          deps.logger.warn({ origin, token: maskToken(auth.token) }, 'widget socket from a disallowed origin');
+          return next(new Error('ORIGIN_NOT_ALLOWED'));
+        }
+        socket.data.principal = principal;
+      } else {
+        // Staff sockets ride on the session cookie; cross-site WebSocket hijacking is stopped by the Origin check.
+        if (origin && !deps.ownOrigins.includes(origin)) return next(new Error('ORIGIN_NOT_ALLOWED'));
+        const session = await deps.auth.authenticate(readSessionCookie(socket.handshake.headers.cookie, deps.secureCookies));
+        if (!session) return next(new Error('UNAUTHENTICATED'));
+        socket.data.principal = session.principal;
+      }
+      socket.data.strikes = 0;
+      next();
+    } catch (err) {
+      deps.logger.error({ err }, 'socket handshake failed');
+      next(new Error('UNAVAILABLE'));
+    }
+  });
+
+  io.on('connection', (socket) => onConnection(io, socket, deps));
+  return io;
+}
+
+function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
+  const p = socket.data.principal;
+  const log = deps.logger.child({ socketId: socket.id, principal: p.kind });
+  if (p.kind === 'staff') {
+    // Rooms come from the database at every connect, never from a previous connection.
+    const joined = [rooms.user(p.userId), rooms.session(p.sessionId), ...p.groupIds.map(rooms.group)];
+    if (p.role === 'admin') joined.push(rooms.agencyAll(p.agencyId));
+    void socket.join(joined);
+  } else {
+    void socket.join([rooms.constituent(p.constituentId), rooms.widgetSession(p.widgetSessionId)]);
+    // A constituent who (re)connects while queued learns their place in line at once.
+    deps.conversations
+      .queuePositionsFor(p)
+      .then((positions) => positions.forEach((pos) => socket.emit('queue:position', pos)))
+      .catch(() => undefined);
+  }
+  log.info({ userId: p.kind === 'staff' ? p.userId : undefined }, 'socket connected');
+
+  // Before each staff command: the session must still be valid (revocation applies to open sockets).
+  const checkStaff = async () => {
+    if (p.kind !== 'staff') return;
+    const s = await deps.auth.recheck(p.sessionId);
+    if (!s) {
+      socket.emit('session:ended', { reason: 'expired' });
+      socket.disconnect(true);
+      throw new AppError('UNAUTHENTICATED', 'Your session has ended');
+    }
+    socket.data.principal = s.principal;
+    await deps.auth.touch(p.sessionId);
+  };
+  const current = () => socket.data.principal;
+
+  onCommand(socket, 'message:send', async (input) => deps.messages.send(current(), input), log, checkStaff);
+  onCommand(
+    socket,
+    'conversation:sync',
+    async (input) => deps.messages.sync(current(), input.conversationId, input.afterSeq, input.limit),
+    log,
+    checkStaff,
+  );
+  onCommand(
+    socket,
+    'typing:set',
+    async (input) => {
+      await deps.messages.typing(current(), input.conversationId, input.isTyping, socket.id);
+      return null;
+    },
+    log,
+  );
+  onCommand(
+    socket,
+    'conversation:claim',
+    async (input) => {
+      const principal = current();
+      if (principal.kind !== 'staff') throw new AppError('FORBIDDEN', 'Staff only');
+      return deps.conversations.claim(principal, input.conversationId);
+    },
+    log,
+    checkStaff,
+  );
+  onCommand(
+    socket,
+    'receipt:set',
+    async (input) => {
+      await deps.conversations.receipt(current(), input.conversationId, input.deliveredSeq, input.readSeq);
+      return null;
+    },
+    log,
+  );
+  onCommand(socket, 'conversation:end', async (input) => deps.conversations.end(current(), input.conversationId), log, checkStaff);
+
+  // Unknown events get a typed error, and a socket that keeps sending them is closed.
+  let windowStart = Date.now();
+  socket.onAny((event: unknown, ...args: unknown[]) => {
+    if (Date.now() - windowStart > STRIKE_WINDOW_MS) {
+      windowStart = Date.now();
+      socket.data.strikes = 0;
+    }
+    if (typeof event !== 'string' || !isCommandName(event)) {
+      socket.data.strikes++;
+      const ack = args[args.length - 1];
+      if (typeof ack === 'function') {
+        (ack as (res: Ack<never>) => void)({
+          ok: false,
+          error: toApiError(new AppError('UNKNOWN_EVENT', 'Unknown event')),
+        });
+      }
+    }
+    if (socket.data.strikes > MAX_STRIKES) {
+      log.warn({ strikes: socket.data.strikes }, 'closing socket after repeated protocol errors');
+      socket.disconnect(true);
+    }
+  });
+
+  const timer =
+    p.kind === 'staff'
+      ? setInterval(() => {
+          deps.auth
+            .recheck(p.sessionId)
+            .then((s) => {
+              if (!s && socket.connected) {
+                socket.emit('session:ended', { reason: 'expired' });
+                socket.disconnect(true);
+              }
+            })
+            .catch(() => undefined);
+        }, deps.sessionRecheckMs)
+      : undefined;
+  timer?.unref();
+  socket.on('disconnect', (reason) => {
+    if (timer) clearInterval(timer);
+    log.info({ reason }, 'socket disconnected');
+  });
+  void io;
+}

@@ -1,0 +1,88 @@
+import { rooms, type ConversationSummary, type Message, type QueuePosition } from '@casebridge/shared';
+import type { AppServer } from './types.js';
+
+/** The parts of a conversation that decide its audience. */
+export interface Audience {
+  /** The conversation id. */
+  id: string;
+  agencyId: string;
+  groupId: string;
+  constituentId: string;
+}
+
+export type SessionEndReason = 'logout' | 'disabled' | 'expired' | 'revoked';
+
+/** Every "who hears what" rule lives here. Services call this; nothing else emits to rooms. */
+export interface Notifier {
+  messageCreated(message: Message, audience: Audience): void;
+  conversationCreated(summary: ConversationSummary): void;
+  conversationUpdated(summary: ConversationSummary): void;
+  typing(audience: Audience, by: 'agent' | 'constituent', isTyping: boolean, exceptSocketId?: string): void;
+  sessionEnded(target: { sessionId?: string; userId?: string; widgetSessionId?: string }, reason: SessionEndReason): void;
+  receiptChanged(audience: Audience, by: 'agent' | 'constituent', deliveredSeq: number, readSeq: number): void;
+  queuePosition(constituentId: string, position: QueuePosition): void;
+}
+
+/** Staff who may see a conversation: its group's members and the agency's admins. */
+function staffRooms(a: { agencyId: string; groupId: string }): string[] {
+  return [rooms.group(a.groupId), rooms.agencyAll(a.agencyId)];
+}
+
+export function createNotifier(io: AppServer): Notifier {
+  return {
+    messageCreated(message, audience) {
+      io.to(staffRooms(audience)).emit('message:created', message);
+      // Internal notes never reach a constituent: only public messages go to the constituent's room.
+      if (message.visibility === 'public') {
+        io.to(rooms.constituent(audience.constituentId)).emit('message:created', message);
+      }
+    },
+    conversationCreated(summary) {
+      io.to(staffRooms(summary)).emit('conversation:created', summary);
+    },
+    conversationUpdated(summary) {
+      io.to(staffRooms(summary)).emit('conversation:updated', summary);
+      io.to(rooms.constituent(summary.constituentId)).emit('conversation:status', {
+        conversationId: summary.id,
+        status: summary.status,
+      });
+    },
+    typing(audience, by, isTyping, exceptSocketId) {
+      const target = by === 'agent' ? [rooms.constituent(audience.constituentId)] : staffRooms(audience);
+      const op = exceptSocketId ? io.to(target).except(exceptSocketId) : io.to(target);
+      op.emit('typing:changed', { conversationId: audience.id, by, isTyping });
+    },
+    receiptChanged(audience, by, deliveredSeq, readSeq) {
+      // The other side learns how far this side got; staff see both sides' cursors.
+      const target = by === 'agent' ? [rooms.constituent(audience.constituentId), ...staffRooms(audience)] : staffRooms(audience);
+      io.to(target).emit('receipt:changed', { conversationId: audience.id, by, deliveredSeq, readSeq });
+    },
+    queuePosition(constituentId, position) {
+      io.to(rooms.constituent(constituentId)).emit('queue:position', position);
+    },
+    sessionEnded(target, reason) {
+      const room = target.sessionId
+        ? rooms.session(target.sessionId)
+        : target.userId
+          ? rooms.user(target.userId)
+          : target.widgetSessionId
+            ? rooms.widgetSession(target.widgetSessionId)
+            : undefined;
+      if (!room) return;
+      io.to(room).emit('session:ended', { reason });
+      // Works across nodes through the adapter; the closed sockets must re-authenticate to come back.
+      io.in(room).disconnectSockets(true);
+    },
+  };
+}
+
+/** For code paths that run without sockets (scripts, seeding). */
+export const silentNotifier: Notifier = {
+  messageCreated() {},
+  conversationCreated() {},
+  conversationUpdated() {},
+  typing() {},
+  sessionEnded() {},
+  receiptChanged() {},
+  queuePosition() {},
+};

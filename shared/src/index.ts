@@ -1,0 +1,5 @@
+export * from './constants.js';
+export * from './errors.js';
+export * from './schemas.js';
+export * from './realtime.js';
+export * from './widget-protocol.js';

@@ -1,0 +1,116 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { axeViolations, launchBrowser } from '../support/browser.js';
+import { DEMO_PASSWORD, startTestServer, type Harness } from '../support/harness.js';
+import { repoRoot } from '../support/process.js';
+
+// Real browsers and several servers: slower than the API tests.
+jest.setTimeout(60_000);
+
+const shots = join(repoRoot, 'test-results');
+mkdirSync(shots, { recursive: true });
+
+describe('console and portal in Chromium', () => {
+  let h: Harness;
+  let browser: Browser;
+  let ctx: BrowserContext;
+  let page: Page;
+
+  beforeAll(async () => {
+    h = await startTestServer('pglite', { serveWeb: true });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  beforeEach(async () => {
+    ctx = await browser.newContext();
+    page = await ctx.newPage();
+  });
+  afterEach(async () => ctx?.close());
+
+  it('an agent signs in with the keyboard only, sees the live list, and signs out', async () => {
+    await page.goto(`${h.url}/console`);
+    await page.waitForURL(/\/console\/login$/);
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'console-login.png'), fullPage: true });
+
+    // Submit empty: both fields are flagged and the summary is announced.
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.getByRole('alert').textContent()).resolves.toContain('Please correct the highlighted fields.');
+    expect(await page.getByLabel('Email').getAttribute('aria-invalid')).toBe('true');
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'console-login-errors.png'), fullPage: true });
+
+    await page.getByLabel('Email').fill('agent@demo.gov');
+    await page.getByLabel('Password').fill('wrong-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Email or password is incorrect.').waitFor();
+
+    // Keyboard only from here: focus the email field, Tab to the password, Enter to submit.
+    await page.getByLabel('Email').focus();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('password');
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type(DEMO_PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/console$/);
+    await page.getByRole('heading', { name: 'Conversations' }).waitFor();
+    await page.getByText('Avery Agent · Agent').waitFor();
+    await page.getByText('Live', { exact: true }).waitFor();
+
+    // A constituent starts a chat: it appears without a reload.
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Maria Lopez' });
+    await page.getByText('Maria Lopez').waitFor();
+    await page.getByText(conv.caseReference).waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'console-list.png'), fullPage: true });
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/console\/login$/);
+    const me = await page.evaluate(async () => (await fetch('/api/auth/me')).status);
+    expect(me).toBe(401);
+  });
+
+  it('a console whose session is ended elsewhere goes back to sign-in', async () => {
+    const session = await h.login('supervisor@demo.gov');
+    await ctx.addCookies([{ name: 'cb_session', value: session.cookie.split('=')[1]!, url: h.url }]);
+    await page.goto(`${h.url}/console`);
+    await page.getByText('Live', { exact: true }).waitFor();
+    await h.http.post('/api/auth/logout').set('Cookie', session.cookie).set('x-csrf-token', session.csrf);
+    await page.waitForURL(/\/console\/login\?ended=1$/, { timeout: 5000 });
+    await page.getByText('Your session ended. Please sign in again.').waitFor();
+  });
+
+  it('console pages cannot be framed and carry a content security policy', async () => {
+    const res = await page.goto(`${h.url}/console/login`);
+    const headers = res!.headers();
+    expect(headers['x-frame-options']).toBe('DENY');
+    expect(headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
+    expect(headers['content-security-policy']).toMatch(/object-src 'none'/);
+  });
+
+  it('the portal says plainly what is coming, and passes axe', async () => {
+    await page.goto(`${h.url}/portal`);
+    await page.getByRole('heading', { name: 'Check your case' }).waitFor();
+    await page.getByText('Not available yet.').waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'portal.png'), fullPage: true });
+  });
+
+  it('the demo agency page embeds the widget launcher, reachable by keyboard, and passes axe', async () => {
+    await page.goto(`${h.url}/demo`);
+    const launcher = page.getByRole('button', { name: 'Chat with us' });
+    await launcher.waitFor();
+    const box = await launcher.boundingBox();
+    expect(box!.width).toBeGreaterThanOrEqual(24);
+    expect(box!.height).toBeGreaterThanOrEqual(24);
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'demo.png'), fullPage: true });
+  });
+});

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import request from 'supertest';
+import type { SendMessageResult } from '@casebridge/shared';
+import {
+
+// Real browsers and several servers: slower than the API tests.
+jest.setTimeout(60_000);
+  collect,
+  createTestDatabase,
+  nextEvent,
+  sleep,
+  startTestServer,
+  uuid,
+  waitForDisconnect,
+  type Harness,
+} from '../support/harness.js';
+
+// Two CaseBridge nodes in one process, sharing PostgreSQL and fanning out through Redis.
+describe('two nodes behind PostgreSQL and Redis', () => {
+  let a: Harness;
+  let b: Harness;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    drop = db.drop;
+    a = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
+    b = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
+  }, 60_000);
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await drop?.();
+  });
+
+  it('both nodes report redis fan-out and PostgreSQL', async () => {
+    for (const n of [a, b]) {
+      expect((await n.http.get('/api/health')).body).toMatchObject({ status: 'ok', database: 'postgres', realtime: 'redis' });
+    }
+  });
+
+  it('a constituent on node A and an agent on node B chat live both ways', async () => {
+    const agentSession = await b.login('agent@demo.gov');
+    const agent = await b.staffSocket(agentSession);
+    const { token } = await a.widgetSession();
+    const created = nextEvent(agent, 'conversation:created');
+    const conv = await a.startConversation(token);
+    expect((await created).id).toBe(conv.id);
+    const constituent = await a.constituentSocket(token);
+    expect(await agent.emitWithAck('conversation:claim', { conversationId: conv.id })).toMatchObject({ ok: true });
+
+    const atAgent = nextEvent(agent, 'message:created');
+    await constituent.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'from A' });
+    expect((await atAgent).body).toBe('from A');
+    // The constituent's own message also echoes to their other tabs; wait for the agent's.
+    const atConstituent = nextEvent(constituent, 'message:created', 2000, (m) => m.author.kind === 'agent');
+    await agent.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'from B' });
+    expect((await atConstituent).body).toBe('from B');
+  });
+
+  it('the same message retried on both nodes is stored and delivered once', async () => {
+    const agent = await b.staffSocket(await b.login('agent@demo.gov'));
+    const { token } = await a.widgetSession();
+    const conv = await a.startConversation(token);
+    const onA = await a.constituentSocket(token);
+    const onB = await b.constituentSocket(token);
+    const seen = collect(agent, 'message:created');
+    const input = { conversationId: conv.id, clientMessageId: uuid(), body: 'sent twice' };
+    const acks = await Promise.all([onA, onB, onA, onB].map((s) => s.emitWithAck('message:send', input)));
+    const ids = new Set(acks.map((x) => (x as { ok: true; data: SendMessageResult }).data.message.id));
+    expect(ids.size).toBe(1);
+    await sleep(400);
+    expect(seen.filter((m) => m.conversationId === conv.id)).toHaveLength(1);
+  });
+
+  it('racing "start chat" on both nodes makes one conversation; racing claims have one winner', async () => {
+    const { token } = await a.widgetSession();
+    const start = (n: Harness) =>
+      request(n.url).post('/api/widget/conversations').set('Authorization', `Bearer ${token}`).send({ name: 'Race' });
+    const res = await Promise.all([start(a), start(b), start(a), start(b)]);
+    const ids = new Set(res.map((r) => r.body.conversation?.id));
+    expect(res.every((r) => r.status === 200 || r.status === 201)).toBe(true);
+    expect(ids.size).toBe(1);
+    const conversationId = [...ids][0] as string;
+    const s1 = await a.staffSocket(await a.login('agent@demo.gov'));
+    const s2 = await b.staffSocket(await b.login('agent2@demo.gov'));
+    const claims = await Promise.all([
+      s1.emitWithAck('conversation:claim', { conversationId }),
+      s2.emitWithAck('conversation:claim', { conversationId }),
+    ]);
+    expect(claims.filter((c) => c.ok)).toHaveLength(1);
+  });
+
+  it('logging out on node A closes the same session\'s socket on node B within 5 s', async () => {
+    const s = await a.login('supervisor@demo.gov');
+    const socketOnB = await b.staffSocket(s);
+    const closed = waitForDisconnect(socketOnB, 5000);
+    const res = await request(a.url).post('/api/auth/logout').set('Cookie', s.cookie).set('x-csrf-token', s.csrf);
+    expect(res.status).toBe(204);
+    await closed;
+  });
+});

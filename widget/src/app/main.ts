@@ -1,0 +1,8 @@
+import { mount } from 'svelte';
+import App from './App.svelte';
+
+const params = new URLSearchParams(location.search);
+mount(App, {
+  target: document.getElementById('app')!,
+  props: { agencyKey: params.get('agency') ?? '', lang: params.get('lang') === 'es' ? 'es' : 'en' },
+});
