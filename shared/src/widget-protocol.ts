@@ -8,7 +8,9 @@
 export type HostToWidget =
   | { type: 'cb:open' }
   | { type: 'cb:close' }
-  | { type: 'cb:identify'; name?: string; email?: string; phone?: string };
+  | { type: 'cb:identify'; name?: string; email?: string; phone?: string }
+  /** The resume token the host page keeps for us when the browser blocks storage in third-party frames. */
+  | { type: 'cb:token'; token: string | null };
 
 /** Iframe → host page. */
 export type WidgetToHost =
@@ -16,7 +18,12 @@ export type WidgetToHost =
   | { type: 'cb:opened' }
   | { type: 'cb:closed' }
   | { type: 'cb:message'; preview: string }
-  | { type: 'cb:resize'; width: number; height: number };
+  | { type: 'cb:resize'; width: number; height: number }
+  /** Keep (or, with null, forget) the resume token on the host page; sent only when our own storage is blocked. */
+  | { type: 'cb:store-token'; token: string | null };
+
+const MAX_TOKEN = 512;
+const tokenOrNull = (v: unknown): v is string | null => v === null || (typeof v === 'string' && v.length <= MAX_TOKEN);
 
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null;
@@ -38,6 +45,8 @@ export function parseHostToWidget(data: unknown): HostToWidget | null {
         email: data.email as string | undefined,
         phone: data.phone as string | undefined,
       };
+    case 'cb:token':
+      return tokenOrNull(data.token) ? { type: 'cb:token', token: data.token } : null;
     default:
       return null;
   }
@@ -59,6 +68,8 @@ export function parseWidgetToHost(data: unknown): WidgetToHost | null {
       if (!Number.isFinite(width) || !Number.isFinite(height) || width < 0 || height < 0) return null;
       return { type: 'cb:resize', width: Math.min(width, 4000), height: Math.min(height, 4000) };
     }
+    case 'cb:store-token':
+      return tokenOrNull(data.token) ? { type: 'cb:store-token', token: data.token } : null;
     default:
       return null;
   }

@@ -2,9 +2,6 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import request from 'supertest';
 import type { SendMessageResult } from '@casebridge/shared';
 import {
-
-// Real browsers and several servers: slower than the API tests.
-jest.setTimeout(60_000);
   collect,
   createTestDatabase,
   nextEvent,
@@ -14,6 +11,9 @@ jest.setTimeout(60_000);
   waitForDisconnect,
   type Harness,
 } from '../support/harness.js';
+
+// Several servers sharing PostgreSQL and Redis: slower than the single-node tests.
+jest.setTimeout(60_000);
 
 // Two CaseBridge nodes in one process, sharing PostgreSQL and fanning out through Redis.
 describe('two nodes behind PostgreSQL and Redis', () => {

@@ -69,6 +69,16 @@ function start() {
     else frame.contentWindow?.postMessage(msg, widgetOrigin); // never '*'
   };
   const isOpen = () => frame.classList.contains('open');
+  // Browsers that block storage in third-party frames leave the chat no way to resume after a reload;
+  // the host page (first party) keeps the constituent's resume token for it instead.
+  const tokenKey = `casebridge:token:${agency}`;
+  const hostStorage = (): Storage | null => {
+    try {
+      return window.localStorage;
+    } catch {
+      return null;
+    }
+  };
 
   function open() {
     frame.classList.add('open');
@@ -94,8 +104,13 @@ function start() {
     if (!msg) return;
     if (msg.type === 'cb:ready') {
       ready = true;
+      post({ type: 'cb:token', token: hostStorage()?.getItem(tokenKey) ?? null });
       queued.splice(0).forEach(post);
       fire('ready');
+    } else if (msg.type === 'cb:store-token') {
+      const store = hostStorage();
+      if (msg.token) store?.setItem(tokenKey, msg.token);
+      else store?.removeItem(tokenKey);
     } else if (msg.type === 'cb:closed') close();
     else if (msg.type === 'cb:message') {
       if (!isOpen()) {

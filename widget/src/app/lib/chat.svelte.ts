@@ -12,6 +12,7 @@ import type {
 import { PROTOCOL_VERSION } from '@casebridge/shared/constants';
 import { ApiFailure, WidgetApi } from './api';
 import { outbox, type Pending } from './outbox';
+import type { TokenStore } from './token-store';
 
 export type Phase = 'loading' | 'prechat' | 'chat' | 'offline-sent' | 'ended' | 'error';
 export type PendingView = Pending & { state: 'sending' | 'waiting' | 'failed'; error?: string };
@@ -40,20 +41,19 @@ export class ChatState {
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private typingSentAt = 0;
 
-  constructor(private readonly agencyKey: string) {}
+  constructor(
+    private readonly agencyKey: string,
+    private readonly tokens: TokenStore,
+  ) {}
 
   get lastSeq(): number {
     return this.messages.length ? this.messages[this.messages.length - 1]!.seq : 0;
   }
 
-  private get tokenKey() {
-    return `casebridge:token:${this.agencyKey}`;
-  }
-
   /** Resume the open conversation of this browser's session if there is one, else show the form. */
   async boot(): Promise<void> {
     try {
-      this.api.token = localStorage.getItem(this.tokenKey) ?? '';
+      this.api.token = await this.tokens.get();
       if (this.api.token) {
         try {
           const { conversations } = await this.api.conversations();
@@ -68,7 +68,7 @@ export class ChatState {
       }
       const session = await this.api.session(this.agencyKey);
       this.api.token = session.token;
-      localStorage.setItem(this.tokenKey, session.token);
+      this.tokens.set(session.token);
       this.availability = session.availability;
       this.phase = 'prechat';
     } catch {
@@ -118,7 +118,7 @@ export class ChatState {
     });
     socket.on('connect_error', (err) => {
       if (err.message === 'UNAUTHENTICATED') {
-        localStorage.removeItem(this.tokenKey);
+        this.tokens.set(null);
         this.phase = 'error';
       }
     });
