@@ -30,6 +30,10 @@ import { WidgetService } from './modules/widget/widget.service.js';
 import { AvailabilityService } from './modules/availability/availability.service.js';
 import { QueueService } from './modules/queue/queue.service.js';
 import { createIo } from './realtime/io.js';
+import { CaseService } from './modules/cases/case.service.js';
+import { caseRoutes } from './modules/cases/case.routes.js';
+import { PresenceService } from './modules/staff/presence.service.js';
+import { staffRoutes } from './modules/staff/staff.routes.js';
 import { createNotifier, type Notifier } from './realtime/notifier.js';
 import type { AppServer } from './realtime/types.js';
 import { placeholderRoutes, staticRoutes, type StaticDirs } from './http/static.js';
@@ -50,6 +54,8 @@ export interface AppOptions {
   /** Built assets (widget, demo page) and the SvelteKit handler; absent in API-only tests. */
   staticDirs?: StaticDirs;
   webHandler?: RequestHandler;
+  /** How long a staff member may be without a socket before they show as offline (a reload is not leaving). */
+  presenceGraceMs?: number;
   /** Other origins that serve our own pages (demo mode: http://127.0.0.1:PORT next to localhost). */
   extraOwnOrigins?: string[];
 }
@@ -104,6 +110,8 @@ export function createApp(o: AppOptions): App {
     sessionEnded: (...a) => notifier?.sessionEnded(...a),
     receiptChanged: (...a) => notifier?.receiptChanged(...a),
     queuePosition: (...a) => notifier?.queuePosition(...a),
+    presenceChanged: (...a) => notifier?.presenceChanged(...a),
+    caseUpdated: (...a) => notifier?.caseUpdated(...a),
   };
 
   const auth = new AuthService({
@@ -134,6 +142,7 @@ export function createApp(o: AppOptions): App {
     cases: repos.cases,
     constituents: repos.constituents,
     agencies: repos.agencies,
+    users: repos.users,
     audit: repos.audit,
     notifier: lateNotifier,
     queue: new QueueService({ conversations: repos.conversations, notifier: lateNotifier }),
@@ -151,6 +160,17 @@ export function createApp(o: AppOptions): App {
     attachmentRefs: repos.attachments,
     notifier: lateNotifier,
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
+  });
+
+  const cases = new CaseService({ db, cases: repos.cases, audit: repos.audit, notifier: lateNotifier });
+  // Filled in once Socket.IO exists: whether a user has a socket on any node.
+  let userConnected: (userId: string) => Promise<boolean> = async () => false;
+  const presence = new PresenceService({
+    users: repos.users,
+    conversations: repos.conversations,
+    notifier: lateNotifier,
+    isConnected: (id) => userConnected(id),
+    offlineGraceMs: o.presenceGraceMs ?? 5_000,
   });
 
   app.use(requestLog(o.logger));
@@ -196,6 +216,8 @@ export function createApp(o: AppOptions): App {
     }),
   );
   api.use(conversationRoutes({ conversations, messages }));
+  api.use(caseRoutes({ cases }));
+  api.use(staffRoutes({ presence, agencies: repos.agencies }));
   api.use(notFoundApi);
   app.use('/api', api);
   app.use(placeholderRoutes());
@@ -216,19 +238,22 @@ export function createApp(o: AppOptions): App {
     widget,
     conversations,
     messages,
+    presence,
     logger: o.logger,
     ownOrigins,
     secureCookies,
     sessionRecheckMs: o.sessionRecheckMs ?? 30_000,
   });
   notifier = createNotifier(io);
+  // Live chat is staffed when an agent of the group is connected (on any node) and says they are available.
   onlineAgents = async (groupId) => {
     const sockets = await io.in(rooms.group(groupId)).fetchSockets();
-    const agents = new Set(
+    const connected = new Set(
       sockets.map((s) => s.data.principal).flatMap((p) => (p?.kind === 'staff' && p.role !== 'admin' ? [p.userId] : [])),
     );
-    return agents.size;
+    return (await repos.users.availableAmong([...connected])).length;
   };
+  userConnected = async (userId) => (await io.in(rooms.user(userId)).fetchSockets()).length > 0;
 
   return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages } };
 }

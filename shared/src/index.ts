@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './schemas.js';
 export * from './realtime.js';
 export * from './widget-protocol.js';
+export * from './console.js';

@@ -12,6 +12,7 @@ import {
   SyncResult,
   TypingInput,
 } from './schemas.js';
+import { CaseChanged, PresenceChanged, PresenceInput, TransferInput } from './console.js';
 
 /**
  * Client → server commands: the single source of truth for what a socket may ask.
@@ -30,6 +31,10 @@ export const clientCommands = {
   'receipt:set': { input: ReceiptInput, output: z.null() },
   /** End a conversation (its constituent or staff who may act on it). */
   'conversation:end': { input: ConversationRef, output: z.object({ conversationId: z.uuid(), status: ConversationStatus }) },
+  /** Staff: hand a conversation to a colleague or a group's queue, with an internal note. */
+  'conversation:transfer': { input: TransferInput, output: ConversationSummary },
+  /** Staff: set your own presence (available, away, offline). */
+  'presence:set': { input: PresenceInput, output: PresenceChanged },
 } as const;
 
 export type ClientCommands = typeof clientCommands;
@@ -94,6 +99,10 @@ export interface ServerToClientEvents {
   'receipt:changed': (receipt: ReceiptChanged) => void;
   /** Constituent: your place in line moved. */
   'queue:position': (position: QueuePosition) => void;
+  /** Staff: a colleague's presence changed. */
+  'presence:changed': (change: PresenceChanged) => void;
+  /** Staff: a case of one of your groups changed (status, priority, timeline). */
+  'case:updated': (change: CaseChanged) => void;
   /** Sent just before the server closes a socket whose session ended (logout, disabled, expired). */
   'session:ended': (info: { reason: 'logout' | 'disabled' | 'expired' | 'revoked' }) => void;
 }
@@ -106,6 +115,8 @@ export const rooms = {
   session: (sessionId: string) => `session:${sessionId}`,
   /** Staff who work a group's queue. */
   group: (groupId: string) => `group:${groupId}`,
+  /** Every signed-in staff member of an agency: presence. */
+  agencyStaff: (agencyId: string) => `agency:${agencyId}:staff`,
   /** Staff who may see every conversation of an agency (admins). */
   agencyAll: (agencyId: string) => `agency:${agencyId}:all`,
   /** Every socket of one constituent: public messages of their conversations only. */

@@ -83,9 +83,20 @@ export const ConversationSummary = z.object({
   channel: Channel,
   status: ConversationStatus,
   groupId: Id,
+  groupName: z.string(),
   assigneeId: Id.nullable(),
+  assigneeName: z.string().nullable(),
   language: Language,
   lastSeq: z.number().int().nonnegative(),
+  /** The case it belongs to, as the inbox shows it. */
+  caseStatus: CaseStatus,
+  priority: Priority,
+  constituentEmail: z.string().nullable(),
+  constituentPhone: z.string().nullable(),
+  /** The newest message (public or internal), shortened for the list. */
+  preview: z.string().nullable(),
+  /** Left while chat was closed or unstaffed. */
+  offline: z.boolean(),
   createdAt: z.iso.datetime({ offset: true }),
   updatedAt: z.iso.datetime({ offset: true }),
 });
@@ -203,6 +214,8 @@ export const Me = z.object({
   email: z.string(),
   displayName: z.string(),
   role: Role,
+  presence: z.enum(['available', 'away', 'offline']),
+  capacity: z.number().int(),
   groups: z.array(GroupRef),
   /** Send back in the `x-csrf-token` header on every state-changing request. */
   csrfToken: z.string(),

@@ -44,12 +44,18 @@ export const users = pgTable(
     displayName: text('display_name').notNull(),
     role: text('role', { enum: ['admin', 'supervisor', 'agent'] }).notNull(),
     passwordHash: text('password_hash').notNull(),
+    /** Set by the staff member; shown to colleagues. Nobody is offered new work while away or offline. */
+    presence: text('presence', { enum: ['available', 'away', 'offline'] }).notNull().default('offline'),
+    /** Most conversations they take at once. */
+    capacity: integer('capacity').notNull().default(3),
     disabledAt: ts('disabled_at'),
     createdAt: createdAt(),
   },
   (t) => [
     uniqueIndex('users_email_uq').on(t.email),
     check('users_role_ck', sql`${t.role} in ('admin','supervisor','agent')`),
+    check('users_presence_ck', sql`${t.presence} in ('available','away','offline')`),
+    check('users_capacity_ck', sql`${t.capacity} between 0 and 50`),
   ],
 );
 

@@ -14,6 +14,7 @@ import { maskToken } from '../lib/logger.js';
 import type { AuthService } from '../modules/auth/auth.service.js';
 import type { ConversationService } from '../modules/conversations/conversation.service.js';
 import type { MessageService } from '../modules/messages/message.service.js';
+import type { PresenceService } from '../modules/staff/presence.service.js';
 import type { WidgetService } from '../modules/widget/widget.service.js';
 import { onCommand } from './command.js';
 import type { AppServer, AppSocket } from './types.js';
@@ -23,6 +24,7 @@ export interface RealtimeDeps {
   widget: WidgetService;
   conversations: ConversationService;
   messages: MessageService;
+  presence: PresenceService;
   logger: Logger;
   ownOrigins: string[];
   secureCookies: boolean;
@@ -67,6 +69,7 @@ export function createIo(httpServer: HttpServer, deps: RealtimeDeps): AppServer 
         const session = await deps.auth.authenticate(readSessionCookie(socket.handshake.headers.cookie, deps.secureCookies));
         if (!session) return next(new Error('UNAUTHENTICATED'));
         socket.data.principal = session.principal;
+        await deps.presence.connected(session.principal);
       }
       socket.data.strikes = 0;
       next();
@@ -85,7 +88,12 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
   const log = deps.logger.child({ socketId: socket.id, principal: p.kind });
   if (p.kind === 'staff') {
     // Rooms come from the database at every connect, never from a previous connection.
-    const joined = [rooms.user(p.userId), rooms.session(p.sessionId), ...p.groupIds.map(rooms.group)];
+    const joined = [
+      rooms.user(p.userId),
+      rooms.session(p.sessionId),
+      rooms.agencyStaff(p.agencyId),
+      ...p.groupIds.map(rooms.group),
+    ];
     if (p.role === 'admin') joined.push(rooms.agencyAll(p.agencyId));
     void socket.join(joined);
   } else {
@@ -150,6 +158,13 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
     log,
   );
   onCommand(socket, 'conversation:end', async (input) => deps.conversations.end(current(), input.conversationId), log, checkStaff);
+  const staffOnly = () => {
+    const principal = current();
+    if (principal.kind !== 'staff') throw new AppError('FORBIDDEN', 'Staff only');
+    return principal;
+  };
+  onCommand(socket, 'conversation:transfer', async (input) => deps.conversations.transfer(staffOnly(), input), log, checkStaff);
+  onCommand(socket, 'presence:set', async (input) => deps.presence.set(staffOnly(), input.presence), log, checkStaff);
 
   // Unknown events get a typed error, and a socket that keeps sending them is closed.
   let windowStart = Date.now();
@@ -191,6 +206,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
   timer?.unref();
   socket.on('disconnect', (reason) => {
     if (timer) clearInterval(timer);
+    if (p.kind === 'staff') deps.presence.disconnected(p);
     log.info({ reason }, 'socket disconnected');
   });
   void io;

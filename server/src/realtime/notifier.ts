@@ -1,4 +1,11 @@
-import { rooms, type ConversationSummary, type Message, type QueuePosition } from '@casebridge/shared';
+import {
+  rooms,
+  type CaseChanged,
+  type ConversationSummary,
+  type Message,
+  type PresenceChanged,
+  type QueuePosition,
+} from '@casebridge/shared';
 import type { AppServer } from './types.js';
 
 /** The parts of a conversation that decide its audience. */
@@ -8,30 +15,43 @@ export interface Audience {
   agencyId: string;
   groupId: string;
   constituentId: string;
+  assigneeId?: string | null;
 }
+
+/** Where a conversation was before a transfer: its old group and owner hear that it left. */
+export type Previous = { groupId: string; assigneeId: string | null };
 
 export type SessionEndReason = 'logout' | 'disabled' | 'expired' | 'revoked';
 
 /** Every "who hears what" rule lives here. Services call this; nothing else emits to rooms. */
 export interface Notifier {
-  messageCreated(message: Message, audience: Audience): void;
+  messageCreated(message: Message, audience: Audience, previous?: Previous): void;
   conversationCreated(summary: ConversationSummary): void;
-  conversationUpdated(summary: ConversationSummary): void;
+  conversationUpdated(summary: ConversationSummary, previous?: Previous): void;
+  presenceChanged(agencyId: string, change: PresenceChanged): void;
+  caseUpdated(audience: { agencyId: string; groupId: string | null; assigneeId: string | null }, change: CaseChanged): void;
   typing(audience: Audience, by: 'agent' | 'constituent', isTyping: boolean, exceptSocketId?: string): void;
   sessionEnded(target: { sessionId?: string; userId?: string; widgetSessionId?: string }, reason: SessionEndReason): void;
   receiptChanged(audience: Audience, by: 'agent' | 'constituent', deliveredSeq: number, readSeq: number): void;
   queuePosition(constituentId: string, position: QueuePosition): void;
 }
 
-/** Staff who may see a conversation: its group's members and the agency's admins. */
-function staffRooms(a: { agencyId: string; groupId: string }): string[] {
-  return [rooms.group(a.groupId), rooms.agencyAll(a.agencyId)];
+/** Staff who may see a conversation: its group's members, its owner and the agency's admins. */
+function staffRooms(a: { agencyId: string; groupId: string | null; assigneeId?: string | null }, previous?: Previous): string[] {
+  const out = [rooms.agencyAll(a.agencyId)];
+  if (a.groupId) out.push(rooms.group(a.groupId));
+  if (a.assigneeId) out.push(rooms.user(a.assigneeId));
+  if (previous) {
+    out.push(rooms.group(previous.groupId));
+    if (previous.assigneeId) out.push(rooms.user(previous.assigneeId));
+  }
+  return out;
 }
 
 export function createNotifier(io: AppServer): Notifier {
   return {
-    messageCreated(message, audience) {
-      io.to(staffRooms(audience)).emit('message:created', message);
+    messageCreated(message, audience, previous) {
+      io.to(staffRooms(audience, previous)).emit('message:created', message);
       // Internal notes never reach a constituent: only public messages go to the constituent's room.
       if (message.visibility === 'public') {
         io.to(rooms.constituent(audience.constituentId)).emit('message:created', message);
@@ -40,8 +60,8 @@ export function createNotifier(io: AppServer): Notifier {
     conversationCreated(summary) {
       io.to(staffRooms(summary)).emit('conversation:created', summary);
     },
-    conversationUpdated(summary) {
-      io.to(staffRooms(summary)).emit('conversation:updated', summary);
+    conversationUpdated(summary, previous) {
+      io.to(staffRooms(summary, previous)).emit('conversation:updated', summary);
       io.to(rooms.constituent(summary.constituentId)).emit('conversation:status', {
         conversationId: summary.id,
         status: summary.status,
@@ -56,6 +76,12 @@ export function createNotifier(io: AppServer): Notifier {
       // The other side learns how far this side got; staff see both sides' cursors.
       const target = by === 'agent' ? [rooms.constituent(audience.constituentId), ...staffRooms(audience)] : staffRooms(audience);
       io.to(target).emit('receipt:changed', { conversationId: audience.id, by, deliveredSeq, readSeq });
+    },
+    presenceChanged(agencyId, change) {
+      io.to(rooms.agencyStaff(agencyId)).emit('presence:changed', change);
+    },
+    caseUpdated(audience, change) {
+      io.to(staffRooms(audience)).emit('case:updated', change);
     },
     queuePosition(constituentId, position) {
       io.to(rooms.constituent(constituentId)).emit('queue:position', position);
@@ -81,6 +107,8 @@ export const silentNotifier: Notifier = {
   messageCreated() {},
   conversationCreated() {},
   conversationUpdated() {},
+  presenceChanged() {},
+  caseUpdated() {},
   typing() {},
   sessionEnded() {},
   receiptChanged() {},

@@ -24,4 +24,20 @@ export class AgencyRepository {
       .where(and(eq(groups.agencyId, agencyId), eq(groups.isDefault, true)));
     return row?.id;
   }
+
+  async findGroup(agencyId: string, groupId: string): Promise<{ id: string; name: string } | undefined> {
+    const [row] = await this.db
+      .select({ id: groups.id, name: groups.name })
+      .from(groups)
+      .where(and(eq(groups.agencyId, agencyId), eq(groups.id, groupId)));
+    return row;
+  }
+
+  async listGroups(agencyId: string): Promise<{ id: string; name: string }[]> {
+    return this.db
+      .select({ id: groups.id, name: groups.name })
+      .from(groups)
+      .where(eq(groups.agencyId, agencyId))
+      .orderBy(groups.name);
+  }
 }

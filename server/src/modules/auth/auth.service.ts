@@ -143,6 +143,8 @@ export class AuthService {
       email: user.email,
       displayName: user.displayName,
       role: user.role,
+      presence: user.presence,
+      capacity: user.capacity,
       groups: await this.d.users.groupsOf(user.id),
       csrfToken,
     };

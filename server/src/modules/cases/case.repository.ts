@@ -1,6 +1,7 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, desc, eq, ne, sql } from 'drizzle-orm';
+import type { CaseStatus, Priority } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
-import { caseCounters, caseEvents, cases } from '../../db/schema.js';
+import { caseCounters, caseEvents, cases, constituents, groups, users } from '../../db/schema.js';
 
 export type CaseRow = typeof cases.$inferSelect;
 
@@ -54,7 +55,62 @@ export class CaseRepository {
       .where(eq(cases.id, caseId));
   }
 
+  /** A transfer moves the case with its conversation. */
+  async reassign(tx: Tx, caseId: string, to: { groupId: string; assigneeId: string | null }): Promise<void> {
+    await tx
+      .update(cases)
+      .set({ ...to, version: sql`${cases.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(cases.id, caseId));
+  }
+
+  async findById(caseId: string, tx: Tx | Db = this.db): Promise<CaseRow | undefined> {
+    const [row] = await tx.select().from(cases).where(eq(cases.id, caseId));
+    return row;
+  }
+
+  async names(c: CaseRow): Promise<{ groupName: string | null; assigneeName: string | null }> {
+    const [g] = c.groupId ? await this.db.select({ name: groups.name }).from(groups).where(eq(groups.id, c.groupId)) : [];
+    const [u] = c.assigneeId
+      ? await this.db.select({ name: users.displayName }).from(users).where(eq(users.id, c.assigneeId))
+      : [];
+    return { groupName: g?.name ?? null, assigneeName: u?.name ?? null };
+  }
+
+  async constituentOf(c: CaseRow) {
+    if (!c.constituentId) return undefined;
+    const [person] = await this.db.select().from(constituents).where(eq(constituents.id, c.constituentId));
+    if (!person) return undefined;
+    const otherCases = await this.db
+      .select({ id: cases.id, reference: cases.reference, title: cases.title, status: cases.status })
+      .from(cases)
+      .where(and(eq(cases.constituentId, person.id), eq(cases.agencyId, c.agencyId), ne(cases.id, c.id)))
+      .orderBy(desc(cases.createdAt))
+      .limit(20);
+    return { person, otherCases };
+  }
+
+  /** The case's timeline events, oldest first, with the acting staff member's name. */
   async timeline(caseId: string) {
-    return this.db.select().from(caseEvents).where(eq(caseEvents.caseId, caseId)).orderBy(caseEvents.createdAt);
+    return this.db
+      .select({ event: caseEvents, actorName: users.displayName })
+      .from(caseEvents)
+      .leftJoin(users, eq(users.id, caseEvents.actorUserId))
+      .where(eq(caseEvents.caseId, caseId))
+      .orderBy(caseEvents.createdAt, caseEvents.id);
+  }
+
+  /** Changes status and/or priority if the case is still at `version`; undefined when someone changed it first. */
+  async update(
+    tx: Tx,
+    caseId: string,
+    version: number,
+    change: { status?: CaseStatus; priority?: Priority },
+  ): Promise<CaseRow | undefined> {
+    const [row] = await tx
+      .update(cases)
+      .set({ ...change, version: sql`${cases.version} + 1`, updatedAt: sql`now()` })
+      .where(and(eq(cases.id, caseId), eq(cases.version, version)))
+      .returning();
+    return row;
   }
 }

@@ -1,19 +1,66 @@
-import { and, desc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
-import type { ConversationStatus } from '@casebridge/shared';
+import { and, asc, desc, eq, inArray, ne, or, sql, type SQL } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
+import type { CaseStatus, ConversationStatus, InboxView, Priority } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
-import { cases, constituents, conversations } from '../../db/schema.js';
+import { cases, constituents, conversations, groups, messages, users } from '../../db/schema.js';
 
 export type ConversationRow = typeof conversations.$inferSelect;
-export type ConversationView = ConversationRow & { caseReference: string; constituentName: string | null };
+export type ConversationView = ConversationRow & {
+  caseReference: string;
+  caseStatus: CaseStatus;
+  casePriority: Priority;
+  constituentName: string | null;
+  constituentEmail: string | null;
+  constituentPhone: string | null;
+  groupName: string;
+  assigneeName: string | null;
+  preview: string | null;
+};
+
+const assignee = alias(users, 'assignee');
+const PREVIEW_CHARS = 140;
 
 const viewColumns = {
   conversation: conversations,
   caseReference: cases.reference,
+  caseStatus: cases.status,
+  casePriority: cases.priority,
   constituentName: constituents.displayName,
+  constituentEmail: constituents.email,
+  constituentPhone: constituents.phone,
+  groupName: groups.name,
+  assigneeName: assignee.displayName,
+  // The newest message, found through the (conversation_id, seq) unique index.
+  preview: sql<string | null>`(select left(m.body, ${PREVIEW_CHARS}) from ${messages} m
+    where m.conversation_id = ${conversations.id} order by m.seq desc limit 1)`,
 };
 
-function flatten(r: { conversation: ConversationRow; caseReference: string; constituentName: string | null }): ConversationView {
-  return { ...r.conversation, caseReference: r.caseReference, constituentName: r.constituentName };
+type ViewRow = { conversation: ConversationRow } & Omit<ConversationView, keyof ConversationRow>;
+function flatten({ conversation, ...rest }: ViewRow): ConversationView {
+  return { ...conversation, ...rest };
+}
+
+/** Which conversations a staff member may see: `groupIds` null means the whole agency (admins). */
+export interface StaffScope {
+  agencyId: string;
+  userId: string;
+  groupIds: string[] | null;
+}
+
+export interface InboxFilter {
+  view: InboxView;
+  channel?: ConversationRow['channel'];
+  priority?: Priority;
+  groupId?: string;
+  q?: string;
+  cursor?: { at: string; id: string };
+  limit: number;
+}
+
+const CLOSED_WINDOW_DAYS = 7;
+
+function escapeLike(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 export class ConversationRepository {
@@ -24,7 +71,114 @@ export class ConversationRepository {
       .select(viewColumns)
       .from(conversations)
       .innerJoin(cases, eq(cases.id, conversations.caseId))
-      .innerJoin(constituents, eq(constituents.id, conversations.constituentId));
+      .innerJoin(constituents, eq(constituents.id, conversations.constituentId))
+      .innerJoin(groups, eq(groups.id, conversations.groupId))
+      .leftJoin(assignee, eq(assignee.id, conversations.assigneeId));
+  }
+
+  private visible(s: StaffScope): SQL | undefined {
+    const agency = eq(conversations.agencyId, s.agencyId);
+    if (!s.groupIds) return agency;
+    const mine = eq(conversations.assigneeId, s.userId);
+    return and(agency, s.groupIds.length ? or(inArray(conversations.groupId, s.groupIds), mine) : mine);
+  }
+
+  private viewCondition(view: InboxView, userId: string): SQL {
+    switch (view) {
+      case 'mine':
+        return and(eq(conversations.assigneeId, userId), ne(conversations.status, 'ended'))!;
+      case 'queue':
+        return eq(conversations.status, 'queued');
+      case 'open':
+        return ne(conversations.status, 'ended');
+      case 'closed':
+        return and(
+          eq(conversations.status, 'ended'),
+          sql`${conversations.endedAt} > now() - make_interval(days => ${CLOSED_WINDOW_DAYS})`,
+        )!;
+    }
+  }
+
+  /**
+   * One page of an inbox view. The queue is first-come first-served (oldest first); every other view shows
+   * the most recently changed first. Keyset pagination: the cursor is the last row's sort key.
+   */
+  async inbox(scope: StaffScope, f: InboxFilter): Promise<ConversationView[]> {
+    const where: (SQL | undefined)[] = [this.visible(scope), this.viewCondition(f.view, scope.userId)];
+    if (f.channel) where.push(eq(conversations.channel, f.channel));
+    if (f.priority) where.push(eq(cases.priority, f.priority));
+    if (f.groupId) where.push(eq(conversations.groupId, f.groupId));
+    if (f.q) {
+      const like = `%${escapeLike(f.q)}%`;
+      where.push(
+        or(
+          sql`${constituents.displayName} ilike ${like}`,
+          sql`${constituents.email} ilike ${like}`,
+          sql`${constituents.phone} ilike ${like}`,
+          sql`${cases.reference} ilike ${like}`,
+          sql`exists (select 1 from ${messages} m where m.conversation_id = ${conversations.id} and m.body ilike ${like})`,
+        ),
+      );
+    }
+    const oldestFirst = f.view === 'queue';
+    const key = oldestFirst ? conversations.createdAt : conversations.updatedAt;
+    if (f.cursor) {
+      where.push(
+        oldestFirst
+          ? sql`(${key}, ${conversations.id}) > (${f.cursor.at}::timestamptz, ${f.cursor.id}::uuid)`
+          : sql`(${key}, ${conversations.id}) < (${f.cursor.at}::timestamptz, ${f.cursor.id}::uuid)`,
+      );
+    }
+    const rows = await this.view()
+      .where(and(...where))
+      .orderBy(...(oldestFirst ? [asc(key), asc(conversations.id)] : [desc(key), desc(conversations.id)]))
+      .limit(f.limit);
+    return rows.map(flatten);
+  }
+
+  /** How many conversations each inbox view holds for this staff member. */
+  async inboxCounts(scope: StaffScope): Promise<Record<InboxView, number>> {
+    const count = (v: InboxView) => sql<number>`count(*) filter (where ${this.viewCondition(v, scope.userId)})::int`;
+    const [row] = await this.db
+      .select({ mine: count('mine'), queue: count('queue'), open: count('open'), closed: count('closed') })
+      .from(conversations)
+      .where(this.visible(scope));
+    return { mine: row?.mine ?? 0, queue: row?.queue ?? 0, open: row?.open ?? 0, closed: row?.closed ?? 0 };
+  }
+
+  /**
+   * Moves a conversation to another owner or queue, guarded by the version the caller saw:
+   * a conversation changed meanwhile (claimed, ended, transferred) is not overwritten.
+   */
+  async transfer(
+    tx: Tx,
+    id: string,
+    expectedVersion: number,
+    to: { groupId: string; assigneeId: string | null },
+  ): Promise<ConversationRow | undefined> {
+    const [row] = await tx
+      .update(conversations)
+      .set({
+        groupId: to.groupId,
+        assigneeId: to.assigneeId,
+        status: to.assigneeId ? 'active' : 'queued',
+        claimedAt: to.assigneeId ? sql`coalesce(${conversations.claimedAt}, now())` : conversations.claimedAt,
+        version: sql`${conversations.version} + 1`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(conversations.id, id), eq(conversations.version, expectedVersion), ne(conversations.status, 'ended')))
+      .returning();
+    return row;
+  }
+
+  /** Open conversations each of these users holds now. */
+  async activeCountByAssignee(agencyId: string): Promise<Map<string, number>> {
+    const rows = await this.db
+      .select({ userId: conversations.assigneeId, n: sql<number>`count(*)::int` })
+      .from(conversations)
+      .where(and(eq(conversations.agencyId, agencyId), eq(conversations.status, 'active')))
+      .groupBy(conversations.assigneeId);
+    return new Map(rows.flatMap((r) => (r.userId ? [[r.userId, Number(r.n)] as const] : [])));
   }
 
   async findView(id: string, tx: Tx | Db = this.db): Promise<ConversationView | undefined> {
@@ -159,23 +313,12 @@ export class ConversationRepository {
     return rows.length === 1;
   }
 
-  /** Staff lists: `groupIds` null means the whole agency (admins). */
-  async listForStaff(q: {
-    agencyId: string;
-    groupIds: string[] | null;
-    status?: ConversationStatus;
-    limit: number;
-  }): Promise<ConversationView[]> {
-    const where: SQL[] = [eq(conversations.agencyId, q.agencyId)];
-    if (q.groupIds) {
-      if (q.groupIds.length === 0) return [];
-      where.push(inArray(conversations.groupId, q.groupIds));
-    }
-    if (q.status) where.push(eq(conversations.status, q.status));
+  /** Staff lists by conversation status, most recently changed first. */
+  async listForStaff(scope: StaffScope, status: ConversationStatus | undefined, limit: number): Promise<ConversationView[]> {
     const rows = await this.view()
-      .where(and(...where))
+      .where(and(this.visible(scope), status ? eq(conversations.status, status) : undefined))
       .orderBy(desc(conversations.updatedAt))
-      .limit(q.limit);
+      .limit(limit);
     return rows.map(flatten);
   }
 

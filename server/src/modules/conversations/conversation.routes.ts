@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { ConversationStatus, MAX_SYNC_PAGE, RatingInput, SendMessageBody } from '@casebridge/shared';
+import { ConversationStatus, InboxQuery, MAX_SYNC_PAGE, RatingInput, SendMessageBody, TransferInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireConstituent, requirePrincipal, requireStaff } from '../../http/principal.js';
 import type { MessageService } from '../messages/message.service.js';
@@ -26,6 +26,16 @@ export function conversationRoutes(deps: { conversations: ConversationService; m
     }
     const { status } = parse(ListQuery, req.query);
     res.json({ conversations: await deps.conversations.listForStaff(p, status) });
+  });
+
+  router.get('/inbox', async (req, res) => {
+    const p = requireStaff(res);
+    res.json(await deps.conversations.inbox(p, parse(InboxQuery, req.query)));
+  });
+
+  router.get('/inbox/counts', async (_req, res) => {
+    const p = requireStaff(res);
+    res.json(await deps.conversations.inboxCounts(p));
   });
 
   router.get('/conversations/:conversationId', async (req, res) => {
@@ -55,6 +65,13 @@ export function conversationRoutes(deps: { conversations: ConversationService; m
     const p = requireStaff(res);
     const { conversationId } = parse(Params, req.params);
     res.json(await deps.conversations.claim(p, conversationId));
+  });
+
+  router.post('/conversations/:conversationId/transfer', async (req, res) => {
+    const p = requireStaff(res);
+    const { conversationId } = parse(Params, req.params);
+    const body = req.body && typeof req.body === 'object' ? req.body : {};
+    res.json(await deps.conversations.transfer(p, parse(TransferInput, { ...body, conversationId })));
   });
 
   router.post('/conversations/:conversationId/end', async (req, res) => {

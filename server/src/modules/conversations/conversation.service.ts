@@ -2,9 +2,13 @@ import type {
   ConstituentConversation,
   ConversationStatus,
   ConversationSummary,
+  InboxCounts,
+  InboxPage,
   Message,
   StartConversationInput,
 } from '@casebridge/shared';
+import { InboxQuery } from '@casebridge/shared';
+import type { z } from 'zod';
 import type { Db } from '../../db/client.js';
 import { pgConstraint, pgErrorCode } from '../../db/client.js';
 import { AppError } from '../../errors.js';
@@ -17,7 +21,8 @@ import type { MessageRepository } from '../messages/message.repository.js';
 import type { ConstituentPrincipal, Principal, StaffPrincipal } from '../principal.js';
 import { assertStaffCanAct, assertVisible } from './conversation.access.js';
 import { toConstituentView, toMessage, toSummary } from './conversation.mapper.js';
-import type { ConversationRepository, ConversationView } from './conversation.repository.js';
+import type { ConversationRepository, ConversationView, StaffScope } from './conversation.repository.js';
+import type { UserRepository } from '../users/user.repository.js';
 import type { QueueService } from '../queue/queue.service.js';
 
 export interface ConversationDeps {
@@ -27,6 +32,7 @@ export interface ConversationDeps {
   cases: CaseRepository;
   constituents: ConstituentRepository;
   agencies: AgencyRepository;
+  users: UserRepository;
   audit: AuditRepository;
   notifier: Notifier;
   queue: QueueService;
@@ -49,13 +55,115 @@ export class ConversationService {
   }
 
   async listForStaff(p: StaffPrincipal, status?: ConversationStatus): Promise<ConversationSummary[]> {
-    const rows = await this.d.conversations.listForStaff({
-      agencyId: p.agencyId,
-      groupIds: p.role === 'admin' ? null : p.groupIds,
-      status,
-      limit: 200,
+    return (await this.d.conversations.listForStaff(scopeOf(p), status, 200)).map(toSummary);
+  }
+
+  /** One page of an inbox view, with the cursor of the next page (null on the last). */
+  async inbox(p: StaffPrincipal, q: z.output<typeof InboxQuery>): Promise<InboxPage> {
+    const cursor = q.cursor ? decodeCursor(q.cursor) : undefined;
+    const rows = await this.d.conversations.inbox(scopeOf(p), { ...q, cursor, limit: q.limit + 1 });
+    const page = rows.slice(0, q.limit);
+    const last = page.at(-1);
+    return {
+      conversations: page.map(toSummary),
+      nextCursor: rows.length > q.limit && last ? encodeCursor(q.view === 'queue' ? last.createdAt : last.updatedAt, last.id) : null,
+    };
+  }
+
+  async inboxCounts(p: StaffPrincipal): Promise<InboxCounts> {
+    return this.d.conversations.inboxCounts(scopeOf(p));
+  }
+
+  /**
+   * Hand a conversation to a colleague (it stays active, now theirs) or back to a group's queue (keeping its
+   * place: the queue is ordered by arrival). The note is an internal message on the timeline.
+   */
+  async transfer(
+    p: StaffPrincipal,
+    input: { conversationId: string; toUserId?: string; toGroupId?: string; note?: string },
+  ): Promise<ConversationSummary> {
+    const conv = await this.get(p, input.conversationId);
+    assertStaffCanAct(p, conv);
+    if (conv.status === 'ended') throw new AppError('CONFLICT', 'This conversation has ended');
+
+    let target: { groupId: string; assigneeId: string | null; label: string };
+    if (input.toUserId) {
+      const user = await this.d.users.findById(input.toUserId);
+      if (!user || user.agencyId !== p.agencyId || user.disabledAt) {
+        throw invalid('toUserId', 'No such colleague');
+      }
+      if (user.role === 'admin') throw invalid('toUserId', `${user.displayName} is an admin and does not take conversations`);
+      if (user.id === conv.assigneeId) throw invalid('toUserId', `${user.displayName} already has this conversation`);
+      const theirGroups = (await this.d.users.groupsOf(user.id)).map((g) => g.id);
+      if (theirGroups.length === 0) throw invalid('toUserId', `${user.displayName} is not in any group`);
+      // Stays in its group when they work it; otherwise it follows them to their group.
+      const groupId = theirGroups.includes(conv.groupId) ? conv.groupId : theirGroups[0]!;
+      target = { groupId, assigneeId: user.id, label: user.displayName };
+    } else {
+      const group = await this.d.agencies.findGroup(p.agencyId, input.toGroupId!);
+      if (!group) throw invalid('toGroupId', 'No such group');
+      if (group.id === conv.groupId && conv.status === 'queued') {
+        throw invalid('toGroupId', `This conversation is already waiting in ${group.name}`);
+      }
+      target = { groupId: group.id, assigneeId: null, label: group.name };
+    }
+
+    const moved = await this.d.db.transaction(async (tx) => {
+      const row = await this.d.conversations.transfer(tx, conv.id, conv.version, target);
+      if (!row) return undefined;
+      await this.d.cases.reassign(tx, conv.caseId, { groupId: target.groupId, assigneeId: target.assigneeId });
+      const note = input.note ? `: ${input.note}` : '';
+      await this.d.messages.append(
+        {
+          conversationId: conv.id,
+          clientMessageId: null,
+          authorKind: 'system',
+          visibility: 'internal',
+          body: `${p.displayName} transferred this conversation to ${target.label}${note}`,
+          channel: conv.channel,
+        },
+        tx,
+      );
+      await this.d.cases.addEvent(tx, {
+        caseId: conv.caseId,
+        kind: 'conversation.transferred',
+        actorKind: 'agent',
+        actorUserId: p.userId,
+        conversationId: conv.id,
+        data: {
+          fromUserId: conv.assigneeId,
+          fromGroupId: conv.groupId,
+          toUserId: target.assigneeId,
+          toGroupId: target.groupId,
+          to: target.label,
+          note: input.note ?? null,
+        },
+      });
+      await this.d.audit.record(
+        {
+          agencyId: p.agencyId,
+          actorKind: 'staff',
+          actorId: p.userId,
+          action: 'conversation.transfer',
+          objectType: 'conversation',
+          objectId: conv.id,
+          outcome: 'success',
+          detail: { toUserId: target.assigneeId, toGroupId: target.groupId },
+        },
+        tx,
+      );
+      return row;
     });
-    return rows.map(toSummary);
+    if (!moved) throw new AppError('CONFLICT', 'This conversation changed while you were transferring it. Please try again.');
+
+    const view = (await this.d.conversations.findView(conv.id))!;
+    const summary = toSummary(view);
+    const [note] = await this.d.messages.listAfter(conv.id, view.lastSeq - 1, 1, false);
+    if (note) this.d.notifier.messageCreated(toMessage(note), view, conv);
+    this.d.notifier.conversationUpdated(summary, conv);
+    void this.announceQueue(target.groupId);
+    if (conv.status === 'queued' && conv.groupId !== target.groupId) void this.announceQueue(conv.groupId);
+    return summary;
   }
 
   async listForConstituent(p: ConstituentPrincipal): Promise<ConstituentConversation[]> {
@@ -214,10 +322,10 @@ export class ConversationService {
       return row;
     });
     if (!claimed) {
-      throw new AppError(
-        'CONFLICT',
-        conv.status === 'ended' ? 'This conversation has ended' : 'Someone else has already taken this conversation',
-      );
+      if (conv.status === 'ended') throw new AppError('CONFLICT', 'This conversation has ended');
+      const now = await this.d.conversations.findView(id);
+      const who = now?.assigneeId === p.userId ? 'You have' : now?.assigneeName ? `${now.assigneeName} has` : 'Someone else has';
+      throw new AppError('CONFLICT', `${who} already taken this conversation`);
     }
     const summary = toSummary((await this.d.conversations.findView(id))!);
     this.d.notifier.conversationUpdated(summary);
@@ -320,6 +428,31 @@ export class ConversationService {
     }
     return { conversationId: id, status: 'ended' };
   }
+}
+
+function scopeOf(p: StaffPrincipal): StaffScope {
+  return { agencyId: p.agencyId, userId: p.userId, groupIds: p.role === 'admin' ? null : p.groupIds };
+}
+
+function invalid(field: string, message: string): AppError {
+  return new AppError('INVALID_PAYLOAD', message, { issues: [{ path: [field], message }] });
+}
+
+/** Cursors are opaque to clients: the sort key of the last row they saw. */
+function encodeCursor(at: string, id: string): string {
+  return Buffer.from(JSON.stringify([at, id])).toString('base64url');
+}
+function decodeCursor(cursor: string): { at: string; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    const timestamp = /^\d{4}-\d{2}-\d{2}[ T][\d:.]+(Z|[+-]\d{2}(:?\d{2})?)?$/;
+    if (typeof at === 'string' && timestamp.test(at) && typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id)) {
+      return { at, id };
+    }
+  } catch {
+    // fall through
+  }
+  throw invalid('cursor', 'The cursor is not valid; start from the first page');
 }
 
 function toIsoLocal(ts: string): string {

@@ -1,4 +1,5 @@
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
+import type { Presence } from '@casebridge/shared';
 import type { Db } from '../../db/client.js';
 import { agencies, groupMemberships, groups, users } from '../../db/schema.js';
 
@@ -43,5 +44,49 @@ export class UserRepository {
       .where(and(eq(users.id, userId), eq(users.agencyId, agencyId), isNull(users.disabledAt)))
       .returning({ id: users.id });
     return rows.length === 1;
+  }
+
+  /** Sets presence; with `from`, only when it currently is one of those. Returns the new value if it changed. */
+  async setPresence(userId: string, presence: Presence, from?: Presence[]): Promise<Presence | undefined> {
+    const rows = await this.db
+      .update(users)
+      .set({ presence })
+      .where(and(eq(users.id, userId), from ? inArray(users.presence, from) : undefined))
+      .returning({ presence: users.presence });
+    return rows[0]?.presence;
+  }
+
+  /** Of these users, the ones who said they are available. */
+  async availableAmong(userIds: string[]): Promise<string[]> {
+    if (userIds.length === 0) return [];
+    const rows = await this.db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(inArray(users.id, userIds), eq(users.presence, 'available'), isNull(users.disabledAt)));
+    return rows.map((r) => r.id);
+  }
+
+  /** The agency's active staff with the groups they belong to. */
+  async listStaff(agencyId: string) {
+    const rows = await this.db
+      .select({
+        id: users.id,
+        displayName: users.displayName,
+        role: users.role,
+        presence: users.presence,
+        capacity: users.capacity,
+        groupId: groupMemberships.groupId,
+      })
+      .from(users)
+      .leftJoin(groupMemberships, eq(groupMemberships.userId, users.id))
+      .where(and(eq(users.agencyId, agencyId), isNull(users.disabledAt)))
+      .orderBy(asc(users.displayName));
+    const byId = new Map<string, Omit<(typeof rows)[number], 'groupId'> & { groupIds: string[] }>();
+    for (const { groupId, ...u } of rows) {
+      const entry = byId.get(u.id) ?? { ...u, groupIds: [] };
+      if (groupId) entry.groupIds.push(groupId);
+      byId.set(u.id, entry);
+    }
+    return [...byId.values()];
   }
 }

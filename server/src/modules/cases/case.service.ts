@@ -1,0 +1,146 @@
+import { DEFAULT_TRANSITIONS, type CaseDetail, type CaseStatus, type Priority } from '@casebridge/shared';
+import type { Db } from '../../db/client.js';
+import { AppError } from '../../errors.js';
+import { toIso } from '../../lib/time.js';
+import type { Notifier } from '../../realtime/notifier.js';
+import type { AuditRepository } from '../audit/audit.repository.js';
+import type { StaffPrincipal } from '../principal.js';
+import type { CaseRepository, CaseRow } from './case.repository.js';
+
+export interface CaseDeps {
+  db: Db;
+  cases: CaseRepository;
+  audit: AuditRepository;
+  notifier: Notifier;
+}
+
+/**
+ * Who may see a case: staff of its agency in its group, its assignee, and admins. Anything else is
+ * NOT_FOUND, so case ids cannot be probed.
+ */
+function canSee(p: StaffPrincipal, c: CaseRow): boolean {
+  if (c.agencyId !== p.agencyId) return false;
+  if (p.role === 'admin') return true;
+  return (c.groupId !== null && p.groupIds.includes(c.groupId)) || c.assigneeId === p.userId;
+}
+
+/** Cases: the detail the console's case panel shows, and the workflow's status changes. */
+export class CaseService {
+  constructor(private readonly d: CaseDeps) {}
+
+  private async visible(p: StaffPrincipal, caseId: string): Promise<CaseRow> {
+    const c = await this.d.cases.findById(caseId);
+    if (!c || !canSee(p, c)) throw new AppError('NOT_FOUND', 'Case not found');
+    return c;
+  }
+
+  async detail(p: StaffPrincipal, caseId: string): Promise<CaseDetail> {
+    const c = await this.visible(p, caseId);
+    const [names, who, events] = await Promise.all([
+      this.d.cases.names(c),
+      this.d.cases.constituentOf(c),
+      this.d.cases.timeline(c.id),
+    ]);
+    return {
+      id: c.id,
+      reference: c.reference,
+      title: c.title,
+      status: c.status,
+      priority: c.priority,
+      groupId: c.groupId,
+      assigneeId: c.assigneeId,
+      ...names,
+      version: c.version,
+      allowedStatuses: DEFAULT_TRANSITIONS[c.status],
+      constituent: who
+        ? {
+            id: who.person.id,
+            displayName: who.person.displayName,
+            email: who.person.email,
+            phone: who.person.phone,
+            language: who.person.language,
+            otherCases: who.otherCases,
+          }
+        : null,
+      events: events.map(({ event: e, actorName }) => ({
+        id: e.id,
+        kind: e.kind,
+        actorKind: e.actorKind,
+        actorName,
+        conversationId: e.conversationId,
+        data: e.data,
+        createdAt: toIso(e.createdAt),
+      })),
+      createdAt: toIso(c.createdAt),
+      updatedAt: toIso(c.updatedAt),
+    };
+  }
+
+  /** Status moves only along the workflow; `version` guards against two people changing it at once. */
+  async update(
+    p: StaffPrincipal,
+    caseId: string,
+    input: { version: number; status?: CaseStatus; priority?: Priority },
+  ): Promise<CaseDetail> {
+    const c = await this.visible(p, caseId);
+    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
+    if (input.status && input.status !== c.status && !DEFAULT_TRANSITIONS[c.status].includes(input.status)) {
+      const message = `A ${label(c.status)} case cannot become ${label(input.status)}`;
+      throw new AppError('INVALID_PAYLOAD', message, { issues: [{ path: ['status'], message }] });
+    }
+    const change = {
+      ...(input.status && input.status !== c.status ? { status: input.status } : {}),
+      ...(input.priority && input.priority !== c.priority ? { priority: input.priority } : {}),
+    };
+    if (Object.keys(change).length === 0) return this.detail(p, caseId);
+
+    const updated = await this.d.db.transaction(async (tx) => {
+      const row = await this.d.cases.update(tx, c.id, input.version, change);
+      if (!row) return undefined;
+      if (change.status) {
+        await this.d.cases.addEvent(tx, {
+          caseId: c.id,
+          kind: 'case.status_changed',
+          actorKind: 'agent',
+          actorUserId: p.userId,
+          data: { from: c.status, to: change.status },
+        });
+      }
+      if (change.priority) {
+        await this.d.cases.addEvent(tx, {
+          caseId: c.id,
+          kind: 'case.priority_changed',
+          actorKind: 'agent',
+          actorUserId: p.userId,
+          data: { from: c.priority, to: change.priority },
+        });
+      }
+      await this.d.audit.record(
+        {
+          agencyId: p.agencyId,
+          actorKind: 'staff',
+          actorId: p.userId,
+          action: 'case.update',
+          objectType: 'case',
+          objectId: c.id,
+          outcome: 'success',
+          detail: change,
+        },
+        tx,
+      );
+      return row;
+    });
+    if (!updated) throw new AppError('CONFLICT', 'Someone else changed this case. Reload it and try again.');
+    this.d.notifier.caseUpdated(updated, {
+      caseId: updated.id,
+      status: updated.status,
+      priority: updated.priority,
+      version: updated.version,
+    });
+    return this.detail(p, caseId);
+  }
+}
+
+function label(s: CaseStatus): string {
+  return s.replace('_', ' ');
+}

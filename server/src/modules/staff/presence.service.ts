@@ -1,0 +1,55 @@
+import type { Presence, PresenceChanged, StaffMember } from '@casebridge/shared';
+import type { Notifier } from '../../realtime/notifier.js';
+import type { ConversationRepository } from '../conversations/conversation.repository.js';
+import type { StaffPrincipal } from '../principal.js';
+import type { UserRepository } from '../users/user.repository.js';
+
+export interface PresenceDeps {
+  users: UserRepository;
+  conversations: Pick<ConversationRepository, 'activeCountByAssignee'>;
+  notifier: Notifier;
+  /** Is any socket of this user still connected, on any node? */
+  isConnected(userId: string): Promise<boolean>;
+  /** A reload drops the socket for a moment; wait this long before calling someone offline. */
+  offlineGraceMs: number;
+}
+
+/**
+ * Staff presence. Signing in (a first socket) makes an offline agent available; losing every socket makes
+ * them offline; in between, the agent chooses available or away. Nobody gets new work unless available.
+ */
+export class PresenceService {
+  constructor(private readonly d: PresenceDeps) {}
+
+  async set(p: StaffPrincipal, presence: Presence): Promise<PresenceChanged> {
+    await this.d.users.setPresence(p.userId, presence);
+    const change = { userId: p.userId, presence };
+    this.d.notifier.presenceChanged(p.agencyId, change);
+    return change;
+  }
+
+  /** Runs in the handshake, before the socket counts as connected, so availability is right at once. */
+  async connected(p: StaffPrincipal): Promise<void> {
+    const now = await this.d.users.setPresence(p.userId, 'available', ['offline']);
+    if (now) this.d.notifier.presenceChanged(p.agencyId, { userId: p.userId, presence: now });
+  }
+
+  disconnected(p: StaffPrincipal): void {
+    const timer = setTimeout(() => {
+      void (async () => {
+        if (await this.d.isConnected(p.userId)) return;
+        const now = await this.d.users.setPresence(p.userId, 'offline', ['available', 'away']);
+        if (now) this.d.notifier.presenceChanged(p.agencyId, { userId: p.userId, presence: now });
+      })().catch(() => undefined);
+    }, this.d.offlineGraceMs);
+    timer.unref();
+  }
+
+  async colleagues(p: StaffPrincipal): Promise<StaffMember[]> {
+    const [staff, load] = await Promise.all([
+      this.d.users.listStaff(p.agencyId),
+      this.d.conversations.activeCountByAssignee(p.agencyId),
+    ]);
+    return staff.map((u) => ({ ...u, activeCount: load.get(u.id) ?? 0 }));
+  }
+}

@@ -1,0 +1,29 @@
+import { Router } from 'express';
+import { PresenceInput } from '@casebridge/shared';
+import { parse } from '../../http/parse.js';
+import { requireStaff } from '../../http/principal.js';
+import type { AgencyRepository } from '../agencies/agency.repository.js';
+import type { PresenceService } from './presence.service.js';
+
+/** Colleagues, groups and presence: what the console needs to show who is there and to transfer work. */
+export function staffRoutes(deps: { presence: PresenceService; agencies: AgencyRepository }): Router {
+  const router = Router();
+
+  router.get('/staff', async (_req, res) => {
+    const p = requireStaff(res);
+    res.json({ staff: await deps.presence.colleagues(p) });
+  });
+
+  router.get('/groups', async (_req, res) => {
+    const p = requireStaff(res);
+    res.json({ groups: await deps.agencies.listGroups(p.agencyId) });
+  });
+
+  router.put('/me/presence', async (req, res) => {
+    const p = requireStaff(res);
+    const { presence } = parse(PresenceInput, req.body);
+    res.json(await deps.presence.set(p, presence));
+  });
+
+  return router;
+}

@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import { Channel, ConversationSummary, Id, Priority, CaseStatus, Role } from './schemas.js';
+
+// ---- inbox ---------------------------------------------------------------------------------------
+
+/**
+ * The console's inbox views. `mine`: open conversations assigned to me; `queue`: waiting in my groups'
+ * queues, first in line first; `open`: every open conversation I may see; `closed`: ended in the last 7 days.
+ */
+export const InboxView = z.enum(['mine', 'queue', 'open', 'closed']);
+export type InboxView = z.infer<typeof InboxView>;
+
+export const InboxQuery = z.object({
+  view: InboxView.default('open'),
+  channel: Channel.optional(),
+  priority: Priority.optional(),
+  groupId: Id.optional(),
+  /** Name, email, phone, case reference or message text. */
+  q: z.string().trim().max(200).optional(),
+  /** Opaque cursor from the previous page's `nextCursor`. */
+  cursor: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+export type InboxQuery = z.input<typeof InboxQuery>;
+
+export const InboxPage = z.object({
+  conversations: z.array(ConversationSummary),
+  nextCursor: z.string().nullable(),
+});
+export type InboxPage = z.infer<typeof InboxPage>;
+
+export const InboxCounts = z.object({ mine: z.number(), queue: z.number(), open: z.number(), closed: z.number() });
+export type InboxCounts = z.infer<typeof InboxCounts>;
+
+// ---- staff and presence --------------------------------------------------------------------------
+
+export const Presence = z.enum(['available', 'away', 'offline']);
+export type Presence = z.infer<typeof Presence>;
+
+export const PresenceInput = z.strictObject({ presence: Presence });
+export type PresenceInput = z.infer<typeof PresenceInput>;
+
+/** A colleague as the console shows them: who is there, and how busy. */
+export const StaffMember = z.object({
+  id: Id,
+  displayName: z.string(),
+  role: Role,
+  presence: Presence,
+  /** Most conversations they take at once. */
+  capacity: z.number().int(),
+  /** Conversations assigned to them now. */
+  activeCount: z.number().int(),
+  groupIds: z.array(Id),
+});
+export type StaffMember = z.infer<typeof StaffMember>;
+
+export const PresenceChanged = z.object({ userId: Id, presence: Presence });
+export type PresenceChanged = z.infer<typeof PresenceChanged>;
+
+// ---- transfer ------------------------------------------------------------------------------------
+
+/** Hand a conversation to a colleague (it stays active, now theirs) or to a group's queue. */
+export const TransferInput = z
+  .strictObject({
+    conversationId: Id,
+    toUserId: Id.optional(),
+    toGroupId: Id.optional(),
+    note: z.string().trim().max(1000, 'Note is longer than 1000 characters').optional(),
+  })
+  .refine((t) => Boolean(t.toUserId) !== Boolean(t.toGroupId), {
+    message: 'Choose a colleague or a group',
+    path: ['toUserId'],
+  });
+export type TransferInput = z.input<typeof TransferInput>;
+
+// ---- cases ---------------------------------------------------------------------------------------
+
+/** One entry of a case timeline that is not a message: status changes, assignments, transfers, … */
+export const CaseEvent = z.object({
+  id: Id,
+  kind: z.string(),
+  actorKind: z.enum(['agent', 'constituent', 'system']),
+  actorName: z.string().nullable(),
+  conversationId: Id.nullable(),
+  data: z.record(z.string(), z.unknown()),
+  createdAt: z.iso.datetime({ offset: true }),
+});
+export type CaseEvent = z.infer<typeof CaseEvent>;
+
+export const CaseDetail = z.object({
+  id: Id,
+  reference: z.string(),
+  title: z.string(),
+  status: CaseStatus,
+  priority: Priority,
+  groupId: Id.nullable(),
+  groupName: z.string().nullable(),
+  assigneeId: Id.nullable(),
+  assigneeName: z.string().nullable(),
+  version: z.number().int(),
+  /** Statuses the workflow allows from the current one. */
+  allowedStatuses: z.array(CaseStatus),
+  constituent: z
+    .object({
+      id: Id,
+      displayName: z.string().nullable(),
+      email: z.string().nullable(),
+      phone: z.string().nullable(),
+      language: z.string(),
+      /** Their other cases with this agency, newest first. */
+      otherCases: z.array(z.object({ id: Id, reference: z.string(), title: z.string(), status: CaseStatus })),
+    })
+    .nullable(),
+  events: z.array(CaseEvent),
+  createdAt: z.iso.datetime({ offset: true }),
+  updatedAt: z.iso.datetime({ offset: true }),
+});
+export type CaseDetail = z.infer<typeof CaseDetail>;
+
+/** Change a case; `version` is the one you saw, so two people editing at once cannot overwrite each other. */
+export const CaseUpdateInput = z
+  .strictObject({
+    version: z.number().int().positive(),
+    status: CaseStatus.optional(),
+    priority: Priority.optional(),
+    /** Told to the constituent when the status changes (public), e.g. what happens next. */
+    note: z.string().trim().max(1000).optional(),
+  })
+  .refine((u) => u.status !== undefined || u.priority !== undefined, { message: 'Nothing to change', path: ['status'] });
+export type CaseUpdateInput = z.input<typeof CaseUpdateInput>;
+
+/** Sent to staff when a case changes. */
+export const CaseChanged = z.object({ caseId: Id, status: CaseStatus, priority: Priority, version: z.number().int() });
+export type CaseChanged = z.infer<typeof CaseChanged>;
+
+/** The default workflow: from each status, where a case may go next. Case types may define their own later. */
+export const DEFAULT_TRANSITIONS: Record<CaseStatus, CaseStatus[]> = {
+  new: ['open', 'awaiting_info', 'resolved', 'cancelled'],
+  open: ['awaiting_info', 'resolved', 'cancelled'],
+  awaiting_info: ['open', 'resolved', 'cancelled'],
+  resolved: ['open', 'closed'],
+  closed: [],
+  cancelled: [],
+};
