@@ -31,6 +31,8 @@ export interface StartOptions {
   inMemory?: boolean;
   limits?: Partial<Limits>;
   sessionRecheckMs?: number;
+  /** Tests shorten the wait before a staff member without sockets shows as offline. */
+  presenceGraceMs?: number;
   /** Serve web/build and widget/dist when they exist (default true). */
   serveWeb?: boolean;
 }
@@ -71,6 +73,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       trustProxy: config.trustProxy,
       limits: opts.limits,
       sessionRecheckMs: opts.sessionRecheckMs,
+      presenceGraceMs: opts.presenceGraceMs,
       version: readVersion(),
       realtimeKind: config.redisUrl ? 'redis' : 'single-node',
       staticDirs:

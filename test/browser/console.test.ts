@@ -35,7 +35,7 @@ describe('console and portal in Chromium', () => {
 
   it('an agent signs in with the keyboard only, sees the live list, and signs out', async () => {
     await page.goto(`${h.url}/console`);
-    await page.waitForURL(/\/console\/login$/);
+    await page.waitForURL(/\/console\/login\?next=%2Fconsole$/);
     await expect(axeViolations(page)).resolves.toEqual([]);
     await page.screenshot({ path: join(shots, 'console-login.png'), fullPage: true });
 
@@ -59,14 +59,14 @@ describe('console and portal in Chromium', () => {
     await page.keyboard.type(DEMO_PASSWORD);
     await page.keyboard.press('Enter');
     await page.waitForURL(/\/console$/);
-    await page.getByRole('heading', { name: 'Conversations' }).waitFor();
+    await page.getByRole('heading', { name: 'Inbox' }).waitFor();
     await page.getByText('Avery Agent · Agent').waitFor();
     await page.getByText('Live', { exact: true }).waitFor();
 
     // A constituent starts a chat: it appears without a reload.
     const { token } = await h.widgetSession();
     const conv = await h.startConversation(token, { name: 'Maria Lopez' });
-    await page.getByText('Maria Lopez').waitFor();
+    await page.getByRole('link', { name: /Maria Lopez/ }).waitFor();
     await page.getByText(conv.caseReference).waitFor();
     await expect(axeViolations(page)).resolves.toEqual([]);
     await page.screenshot({ path: join(shots, 'console-list.png'), fullPage: true });

@@ -214,7 +214,13 @@ describe.each(backends())('console API on %s', (backend) => {
       error: { code: 'INVALID_PAYLOAD' },
     });
     for (const s of [averySock, jordanSock]) await s.emitWithAck('presence:set', { presence: 'available' });
+
+    // Sam closes his last socket: after a short grace (a reload is not leaving) he shows as offline.
+    const offline = nextEvent(averySock, 'presence:changed', 3000, (x) => x.userId === sam.me.id);
     samSock.close();
+    expect(await offline).toEqual({ userId: sam.me.id, presence: 'offline' });
+    const after = (await as(avery).get('/api/staff')).body.staff as StaffMember[];
+    expect(after.find((s) => s.id === sam.me.id)?.presence).toBe('offline');
   });
 
   it('moves a case only along the workflow, guards against lost updates and hides other groups’ cases', async () => {

@@ -51,6 +51,7 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
 export interface HarnessOptions {
   limits?: Partial<Limits>;
   sessionRecheckMs?: number;
+  presenceGraceMs?: number;
   env?: Record<string, string>;
   /** Reuse an existing PostgreSQL database (several nodes). */
   databaseUrl?: string;
@@ -120,6 +121,7 @@ export async function startTestServer(backend: Backend, opts: HarnessOptions = {
     inMemory: true,
     limits: opts.limits,
     sessionRecheckMs: opts.sessionRecheckMs,
+    presenceGraceMs: opts.presenceGraceMs ?? 300,
     serveWeb: opts.serveWeb ?? false,
   });
   // PUBLIC_BASE_URL defaults to the configured port; with port 0 tests use the real one.

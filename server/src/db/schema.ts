@@ -280,6 +280,19 @@ export const caseEvents = pgTable(
   (t) => [index('case_events_case_ix').on(t.caseId, t.createdAt)],
 );
 
+/** Replies agents insert with `/` in the composer; `{name}` becomes the constituent's name. */
+export const cannedResponses = pgTable(
+  'canned_responses',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'cascade' }),
+    title: text('title').notNull(),
+    body: text('body').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('canned_responses_title_uq').on(t.agencyId, t.title)],
+);
+
 /** Append-only record of who did what. Never updated, never deleted by the application. */
 export const auditLog = pgTable(
   'audit_log',

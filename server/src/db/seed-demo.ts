@@ -1,6 +1,6 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { agencies, groupMemberships, groups, users } from './schema.js';
+import { agencies, cannedResponses, groupMemberships, groups, users } from './schema.js';
 import { hashPassword } from '../modules/auth/password.js';
 
 export const DEMO_AGENCY_KEY = 'springfield-demo';
@@ -13,6 +13,23 @@ export const DEMO_USERS = [
 ] as const;
 
 const DEMO_GROUPS = ['General', 'Permits', 'Benefits'] as const;
+
+const DEMO_CANNED = [
+  { title: 'Greeting', body: 'Hello {name}, thank you for contacting the City of Springfield. How can I help you today?' },
+  { title: 'One moment', body: 'Thank you, {name}. Let me look into that for you; it will take a minute or two.' },
+  {
+    title: 'Missed collection',
+    body: 'I am sorry your collection was missed. I have logged it and a crew will come by within two working days.',
+  },
+  {
+    title: 'Permit documents',
+    body: 'For a residential parking permit we need proof of address (a utility bill or lease) and the vehicle registration.',
+  },
+  {
+    title: 'Closing',
+    body: 'Is there anything else I can help you with? Your case reference stays valid if you need to contact us again.',
+  },
+];
 
 /**
  * The demo agency. Idempotent: creates what is missing and sets every demo user's password to
@@ -57,6 +74,10 @@ export async function seedDemo(db: Db, opts: { password: string; allowedOrigins:
           .onConflictDoNothing();
       }
     }
+    await tx
+      .insert(cannedResponses)
+      .values(DEMO_CANNED.map((c) => ({ agencyId, ...c })))
+      .onConflictDoNothing();
     return { agencyId };
   });
 }

@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client.js';
-import { agencies, groups } from '../../db/schema.js';
+import { agencies, cannedResponses, groups } from '../../db/schema.js';
 
 export type AgencyRow = typeof agencies.$inferSelect;
 
@@ -39,5 +39,13 @@ export class AgencyRepository {
       .from(groups)
       .where(eq(groups.agencyId, agencyId))
       .orderBy(groups.name);
+  }
+
+  async cannedResponses(agencyId: string): Promise<{ id: string; title: string; body: string }[]> {
+    return this.db
+      .select({ id: cannedResponses.id, title: cannedResponses.title, body: cannedResponses.body })
+      .from(cannedResponses)
+      .where(eq(cannedResponses.agencyId, agencyId))
+      .orderBy(cannedResponses.title);
   }
 }

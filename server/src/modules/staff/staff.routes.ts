@@ -19,6 +19,11 @@ export function staffRoutes(deps: { presence: PresenceService; agencies: AgencyR
     res.json({ groups: await deps.agencies.listGroups(p.agencyId) });
   });
 
+  router.get('/canned-responses', async (_req, res) => {
+    const p = requireStaff(res);
+    res.json({ cannedResponses: await deps.agencies.cannedResponses(p.agencyId) });
+  });
+
   router.put('/me/presence', async (req, res) => {
     const p = requireStaff(res);
     const { presence } = parse(PresenceInput, req.body);

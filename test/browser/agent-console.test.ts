@@ -1,0 +1,221 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { Browser, BrowserContext, FrameLocator, Page } from 'playwright-core';
+import { axeViolations, launchBrowser } from '../support/browser.js';
+import { DEMO_PASSWORD, eventually, startTestServer, uuid, type Harness } from '../support/harness.js';
+import { repoRoot } from '../support/process.js';
+
+// Real browsers and several servers: slower than the API tests.
+jest.setTimeout(90_000);
+
+const shots = join(repoRoot, 'test-results');
+mkdirSync(shots, { recursive: true });
+
+// Three people at once: a constituent on the demo page, and two agents in their consoles.
+describe('the agent console, live with the widget, in Chromium', () => {
+  let h: Harness;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    h = await startTestServer('pglite', { serveWeb: true });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(contexts.map((c) => c.close()));
+    await browser?.close();
+    await h?.close();
+  });
+
+  async function newPage(): Promise<{ ctx: BrowserContext; page: Page }> {
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 860 } });
+    contexts.push(ctx);
+    return { ctx, page: await ctx.newPage() };
+  }
+
+  async function signIn(email: string): Promise<{ ctx: BrowserContext; page: Page }> {
+    const s = await newPage();
+    await s.page.goto(`${h.url}/console`);
+    await s.page.getByLabel('Email').fill(email);
+    await s.page.getByLabel('Password').fill(DEMO_PASSWORD);
+    await s.page.getByLabel('Password').press('Enter');
+    await s.page.getByRole('heading', { name: 'Inbox' }).waitFor();
+    await s.page.getByText('Live', { exact: true }).waitFor();
+    return s;
+  }
+
+  async function startWidgetChat(name: string, first: string): Promise<{ page: Page; widget: FrameLocator }> {
+    const { page } = await newPage();
+    await page.goto(`${h.url}/demo`);
+    await page.getByRole('button', { name: 'Chat with us' }).click();
+    const widget = page.frameLocator('iframe[title="Chat"]');
+    await widget.getByLabel('Your name').fill(name);
+    await widget.getByLabel('Your message (optional)').fill(first);
+    await widget.getByRole('button', { name: 'Start chat' }).click();
+    await widget.getByRole('log').waitFor();
+    return { page, widget };
+  }
+
+  it('a chat arrives live, is taken, answered, noted, transferred and resolved — keyboard-friendly, 0 axe violations', async () => {
+    const avery = await signIn('agent@demo.gov');
+    const jordan = await signIn('agent2@demo.gov');
+    const a = avery.page;
+    const j = jordan.page;
+
+    const { page: cPage, widget } = await startWidgetChat('Maria Lopez', 'The streetlight on Elm St is out');
+    const row = a.getByRole('link', { name: /Maria Lopez/ });
+    await row.waitFor();
+    await expect(axeViolations(a)).resolves.toEqual([]);
+    await a.screenshot({ path: join(shots, 'console-inbox.png') });
+
+    // Open it with the keyboard and take it with `t`.
+    await row.focus();
+    await a.keyboard.press('Enter');
+    await a.getByRole('heading', { name: 'Maria Lopez', level: 1 }).waitFor();
+    await a.getByRole('log').getByText('The streetlight on Elm St is out').waitFor();
+    await a.keyboard.press('t');
+    await a.getByText('You took this conversation.').waitFor();
+
+    // Reply with Enter; Shift+Enter makes a new line inside the same message.
+    const box = a.getByLabel('Reply to the constituent');
+    await box.focus();
+    await a.keyboard.type('Thanks Maria, I am on it.');
+    await a.keyboard.press('Shift+Enter');
+    await a.keyboard.type('Which block is it?');
+    await a.keyboard.press('Enter');
+    await widget.getByText(/Thanks Maria, I am on it\.\s+Which block is it\?/).waitFor();
+    expect(await box.inputValue()).toBe('');
+
+    // The constituent types and answers: typing shows, then the message arrives live.
+    await widget.getByLabel('Type your message').pressSequentially('The 400 block', { delay: 20 });
+    await a.getByText('Maria Lopez is typing…').waitFor();
+    await widget.getByLabel('Type your message').press('Enter');
+    await a.getByRole('log').getByText('The 400 block').waitFor();
+
+    // An internal note (`n`), visibly different, never reaches the widget.
+    await a.locator('body').click({ position: { x: 5, y: 300 } });
+    await a.keyboard.press('n');
+    await a.keyboard.type('Reported to public works, ticket PW-88');
+    await a.keyboard.press('Enter');
+    const note = a.locator('li.note', { hasText: 'Reported to public works, ticket PW-88' });
+    await note.getByText('Internal note').waitFor();
+
+    // A canned response with `/`.
+    await a.getByRole('radio', { name: 'Reply to constituent' }).check();
+    await a.getByLabel('Reply to the constituent').fill('/one mo');
+    await a.getByRole('option', { name: /One moment/ }).waitFor();
+    await a.getByLabel('Reply to the constituent').press('Enter');
+    expect(await a.getByLabel('Reply to the constituent').inputValue()).toMatch(/^Thank you, Maria Lopez\. Let me look into that/);
+    await a.getByLabel('Reply to the constituent').press('Enter');
+    await widget.getByText(/Thank you, Maria Lopez\. Let me look into that/).waitFor();
+
+    // The case panel: raise the priority; the timeline says so.
+    await a.getByLabel('Priority', { exact: true }).selectOption('high');
+    await a.getByText('Avery Agent changed the priority to High').waitFor();
+    await expect(axeViolations(a)).resolves.toEqual([]);
+    await a.screenshot({ path: join(shots, 'console-conversation.png') });
+    await a.locator('aside').screenshot({ path: join(shots, 'console-case-panel.png') });
+    expect(await widget.getByText('Reported to public works').count()).toBe(0);
+
+    // Transfer to Jordan with `x`: the dialog, then both consoles move live.
+    await a.locator('body').click({ position: { x: 5, y: 300 } });
+    await a.keyboard.press('x');
+    const dialog = a.getByRole('dialog', { name: 'Transfer conversation' });
+    await dialog.waitFor();
+    const jordanOption = await dialog.locator('option', { hasText: 'Jordan Agent' }).getAttribute('value');
+    await dialog.getByLabel('Transfer to').selectOption(jordanOption!);
+    await dialog.getByLabel('Note for the next person (internal)').fill('Needs a follow-up call tomorrow');
+    await expect(axeViolations(a)).resolves.toEqual([]);
+    await a.screenshot({ path: join(shots, 'console-transfer-dialog.png') });
+    await dialog.getByRole('button', { name: 'Transfer' }).click();
+    await a.getByText('Transferred to Jordan Agent.').waitFor();
+    await a.getByText('Jordan Agent is handling this conversation. You can add internal notes.').waitFor();
+
+    await j.getByRole('button', { name: /^Mine/ }).click();
+    await j.getByRole('link', { name: /Maria Lopez/ }).click();
+    await j.getByText('Avery Agent transferred this conversation to Jordan Agent: Needs a follow-up call tomorrow').waitFor();
+    await j.getByText('Reported to public works, ticket PW-88').waitFor();
+
+    // Jordan ends it and resolves the case; the constituent is told what happens next.
+    await j.getByRole('button', { name: 'End conversation' }).click();
+    const end = j.getByRole('dialog', { name: 'End conversation' });
+    await expect(axeViolations(j)).resolves.toEqual([]);
+    await end.getByRole('button', { name: 'End conversation' }).click();
+    await j.getByText('Conversation ended and case resolved.').waitFor();
+    await widget.getByText(/Your case reference is SPR-\d{4}-\d{6}/).waitFor();
+    await widget.getByText('This chat has ended.').waitFor();
+    await j.getByText(/changed the status from Open to Resolved/).waitFor();
+    await a.getByText(/changed the status from Open to Resolved/).waitFor();
+    expect(await widget.getByText('Needs a follow-up call').count()).toBe(0);
+    await cPage.close();
+  });
+
+  it('two agents take the same chat at once: one wins, the other is told who took it', async () => {
+    const avery = await signIn('agent@demo.gov');
+    const jordan = await signIn('agent2@demo.gov');
+    const { token } = await h.widgetSession();
+    await h.startConversation(token, { name: 'Race Resident' });
+    const takeA = avery.page.getByRole('button', { name: 'Take conversation with Race Resident' });
+    const takeJ = jordan.page.getByRole('button', { name: 'Take conversation with Race Resident' });
+    await Promise.all([takeA.waitFor(), takeJ.waitFor()]);
+    // Both clicks leave before either answer arrives: the race a fast queue really has.
+    const press = (b: typeof takeA) => b.evaluate((el) => (el as HTMLButtonElement).click());
+    await Promise.all([press(takeA), press(takeJ)]);
+    const won = (p: Page) => p.getByText('You took the conversation with Race Resident.').count();
+    await eventually(async () => (await won(avery.page)) + (await won(jordan.page)), 1, 10_000);
+    const averyWon = (await won(avery.page)) === 1;
+    const loser = averyWon ? jordan.page : avery.page;
+    await loser.getByText(`${averyWon ? 'Avery Agent' : 'Jordan Agent'} has already taken this conversation`).waitFor();
+    await (averyWon ? avery.page : jordan.page).getByRole('heading', { name: 'Race Resident', level: 1 }).waitFor();
+  });
+
+  it('after a network drop the console shows it is reconnecting and fills the gap, with no duplicates', async () => {
+    const avery = await signIn('agent@demo.gov');
+    const a = avery.page;
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Gap Resident' });
+    const constituent = await h.constituentSocket(token);
+    await a.getByRole('link', { name: /Gap Resident/ }).click();
+    await a.getByRole('button', { name: 'Take', exact: true }).click();
+    await a.getByText('You took this conversation.').waitFor();
+
+    await avery.ctx.setOffline(true);
+    await a.getByText('Reconnecting…').waitFor({ timeout: 20_000 });
+    for (const body of ['First while you were away', 'Second while you were away']) {
+      const res = await constituent.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body });
+      expect(res.ok).toBe(true);
+    }
+    // A reply typed during the drop waits and goes out once when the line is back.
+    await a.getByLabel('Reply to the constituent').fill('Typed during the drop');
+    await a.getByLabel('Reply to the constituent').press('Enter');
+    await a.getByText('Sending…').waitFor();
+    await avery.ctx.setOffline(false);
+    await a.getByText('Live', { exact: true }).waitFor({ timeout: 20_000 });
+    const log = a.getByRole('log');
+    await log.getByText('Second while you were away').waitFor();
+    await log.getByText('Typed during the drop').waitFor();
+    await eventually(() => a.getByText('Sending…').count(), 0);
+    expect(await log.getByText('First while you were away').count()).toBe(1);
+    expect(await log.getByText('Typed during the drop').count()).toBe(1);
+    const stored = await h.http
+      .get(`/api/conversations/${conv.id}/messages`)
+      .set('Authorization', `Bearer ${token}`);
+    expect(stored.body.messages.filter((m: { body: string }) => m.body === 'Typed during the drop')).toHaveLength(1);
+  });
+
+  it("a conversation of another group's id in the URL says not found", async () => {
+    const jordan = await signIn('agent2@demo.gov');
+    const avery = await h.login('agent@demo.gov');
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Permit Resident' });
+    const permits = avery.me.groups.find((g) => g.name === 'Permits')!.id;
+    const sock = await h.staffSocket(avery);
+    await sock.emitWithAck('conversation:claim', { conversationId: conv.id });
+    await sock.emitWithAck('conversation:transfer', { conversationId: conv.id, toGroupId: permits });
+    await jordan.page.goto(`${h.url}/console/conversations/${conv.id}`);
+    await jordan.page.getByRole('heading', { name: 'Conversation not found' }).waitFor();
+    expect(await jordan.page.getByText('Permit Resident').count()).toBe(0);
+    await expect(axeViolations(jordan.page)).resolves.toEqual([]);
+  });
+});

@@ -1,0 +1,48 @@
+import type { ConversationSummary } from '@casebridge/shared';
+
+/**
+ * Signals new work while the agent looks elsewhere: a count in the tab title and, if the agent allowed it,
+ * a browser notification. Cleared when the tab is looked at again.
+ */
+export class NewWorkSignal {
+  private unseen = 0;
+  private readonly onVisible = () => {
+    if (document.visibilityState === 'visible') this.clear();
+  };
+
+  constructor() {
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.onVisible);
+  }
+
+  arrived(c: ConversationSummary): void {
+    if (document.visibilityState === 'visible') return;
+    this.unseen++;
+    document.title = `(${this.unseen}) ${stripCount(document.title)}`;
+    if ('Notification' in window && Notification.permission === 'granted') {
+      new Notification('New conversation waiting', { body: `${c.constituentName} · ${c.groupName}`, tag: c.id });
+    }
+  }
+
+  /** Asked only when the agent clicks "Turn on notifications": browsers ignore requests nobody asked for. */
+  async enable(): Promise<NotificationPermission | 'unsupported'> {
+    if (!('Notification' in window)) return 'unsupported';
+    return Notification.requestPermission();
+  }
+
+  get permission(): NotificationPermission | 'unsupported' {
+    return typeof window !== 'undefined' && 'Notification' in window ? Notification.permission : 'unsupported';
+  }
+
+  private clear(): void {
+    this.unseen = 0;
+    document.title = stripCount(document.title);
+  }
+
+  dispose(): void {
+    document.removeEventListener('visibilitychange', this.onVisible);
+  }
+}
+
+function stripCount(title: string): string {
+  return title.replace(/^\(\d+\) /, '');
+}

@@ -1,0 +1,116 @@
+import { getContext, setContext } from 'svelte';
+import type { Ack, Group, Me, Presence, StaffMember } from './types';
+import { api, ApiFailure, setCsrfToken } from '$lib/api';
+import { connectConsole, type ConsoleSocket } from '$lib/realtime';
+import { Inbox } from './inbox.svelte';
+import { NewWorkSignal } from './new-work';
+
+const KEY = Symbol('console-session');
+
+/** Rejects when the server does not acknowledge in time, so a dead socket never leaves a spinner forever. */
+export async function ack<T>(p: Promise<Ack<T>>, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('The server did not answer. Check your connection and try again.')), ms);
+  });
+  try {
+    const res = await Promise.race([p, timeout]);
+    if (!res.ok) throw new ApiFailure(400, res.error);
+    return res.data;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The signed-in console: who I am, my socket, my colleagues and my inbox. One per tab, shared with every
+ * console page through context.
+ */
+export class ConsoleSession {
+  me = $state<Me | null>(null);
+  connection = $state<'connecting' | 'live' | 'reconnecting'>('connecting');
+  staff = $state<StaffMember[]>([]);
+  groups = $state<Group[]>([]);
+  readonly inbox = new Inbox(() => this.me?.id ?? '');
+  readonly newWork = new NewWorkSignal();
+  socket: ConsoleSocket | null = null;
+  /** Bumped on every reconnect: pages watching it fill their gaps. */
+  reconnects = $state(0);
+
+  static provide(): ConsoleSession {
+    return setContext(KEY, new ConsoleSession());
+  }
+  static use(): ConsoleSession {
+    return getContext<ConsoleSession>(KEY);
+  }
+
+  get canWork(): boolean {
+    return this.me !== null && this.me.role !== 'admin';
+  }
+
+  /** Returns false when not signed in (the caller sends the user to the sign-in page). */
+  async boot(onSessionEnded: () => void): Promise<boolean> {
+    try {
+      this.me = await api<Me>('/api/auth/me');
+      setCsrfToken(this.me.csrfToken);
+    } catch (err) {
+      if (err instanceof ApiFailure && err.status === 401) return false;
+      throw err;
+    }
+    const socket = connectConsole();
+    this.socket = socket;
+    let connectedBefore = false;
+    socket.on('connect', () => {
+      this.connection = 'live';
+      // Whatever changed while we were away comes back with a fresh first page and fresh counts.
+      void this.inbox.reload();
+      void this.loadStaff();
+      if (connectedBefore) this.reconnects++;
+      connectedBefore = true;
+    });
+    socket.on('disconnect', () => (this.connection = 'reconnecting'));
+    socket.on('conversation:created', (c) => {
+      this.inbox.apply(c);
+      if (c.status === 'queued') this.newWork.arrived(c);
+    });
+    socket.on('conversation:updated', (c) => this.inbox.apply(c));
+    socket.on('case:updated', (c) => this.inbox.applyCase(c.caseId, c));
+    socket.on('presence:changed', ({ userId, presence }) => {
+      this.staff = this.staff.map((s) => (s.id === userId ? { ...s, presence } : s));
+      if (this.me && userId === this.me.id) this.me = { ...this.me, presence };
+    });
+    socket.on('session:ended', () => {
+      socket.close();
+      onSessionEnded();
+    });
+    this.groups = (await api<{ groups: Group[] }>('/api/groups')).groups;
+    return true;
+  }
+
+  async loadStaff(): Promise<void> {
+    this.staff = (await api<{ staff: StaffMember[] }>('/api/staff')).staff;
+    // Connecting may itself have changed my presence (signing in makes an offline agent available).
+    const mine = this.staff.find((s) => s.id === this.me?.id);
+    if (this.me && mine) this.me = { ...this.me, presence: mine.presence };
+  }
+
+  async setPresence(presence: Presence): Promise<void> {
+    if (!this.socket) return;
+    await ack(this.socket.emitWithAck('presence:set', { presence }));
+    if (this.me) this.me = { ...this.me, presence };
+  }
+
+  async signOut(): Promise<void> {
+    try {
+      await api('/api/auth/logout', { method: 'POST' });
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = null;
+    this.newWork.dispose();
+  }
+}

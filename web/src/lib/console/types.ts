@@ -1,0 +1,15 @@
+// The shared types the console uses, in one import.
+export type {
+  Ack,
+  CaseDetail,
+  CaseEvent,
+  Channel,
+  ConversationSummary,
+  GroupRef as Group,
+  Me,
+  Message,
+  Presence,
+  Priority,
+  StaffMember,
+  SyncResult,
+} from '@casebridge/shared';
