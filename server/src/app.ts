@@ -111,6 +111,7 @@ export function createApp(o: AppOptions): App {
     receiptChanged: (...a) => notifier?.receiptChanged(...a),
     queuePosition: (...a) => notifier?.queuePosition(...a),
     presenceChanged: (...a) => notifier?.presenceChanged(...a),
+    mentioned: (...a) => notifier?.mentioned(...a),
     caseUpdated: (...a) => notifier?.caseUpdated(...a),
   };
 
@@ -159,6 +160,7 @@ export function createApp(o: AppOptions): App {
     attachments,
     attachmentRefs: repos.attachments,
     notifier: lateNotifier,
+    staff: repos.users,
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
   });
 

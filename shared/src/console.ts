@@ -142,3 +142,14 @@ export const DEFAULT_TRANSITIONS: Record<CaseStatus, CaseStatus[]> = {
   closed: [],
   cancelled: [],
 };
+
+// ---- mentions ------------------------------------------------------------------------------------
+
+/** Told to a staff member an internal note mentioned by name (`@Jordan Agent`). */
+export const Mention = z.object({
+  conversationId: Id,
+  caseReference: z.string(),
+  byName: z.string(),
+  preview: z.string(),
+});
+export type Mention = z.infer<typeof Mention>;

@@ -12,7 +12,7 @@ import {
   SyncResult,
   TypingInput,
 } from './schemas.js';
-import { CaseChanged, PresenceChanged, PresenceInput, TransferInput } from './console.js';
+import { CaseChanged, Mention, PresenceChanged, PresenceInput, TransferInput } from './console.js';
 
 /**
  * Client → server commands: the single source of truth for what a socket may ask.
@@ -101,6 +101,8 @@ export interface ServerToClientEvents {
   'queue:position': (position: QueuePosition) => void;
   /** Staff: a colleague's presence changed. */
   'presence:changed': (change: PresenceChanged) => void;
+  /** Staff: a colleague mentioned you in an internal note. */
+  'mention:created': (mention: Mention) => void;
   /** Staff: a case of one of your groups changed (status, priority, timeline). */
   'case:updated': (change: CaseChanged) => void;
   /** Sent just before the server closes a socket whose session ended (logout, disabled, expired). */

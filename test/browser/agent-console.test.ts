@@ -101,6 +101,15 @@ describe('the agent console, live with the widget, in Chromium', () => {
     const note = a.locator('li.note', { hasText: 'Reported to public works, ticket PW-88' });
     await note.getByText('Internal note').waitFor();
 
+    // Mention a colleague in a note: `@Jor` suggests Jordan, and Jordan is told at once.
+    await a.keyboard.type('@Jor');
+    await a.getByRole('option', { name: 'Jordan Agent' }).waitFor();
+    await a.keyboard.press('Enter');
+    await a.keyboard.type('can you call her tomorrow?');
+    await a.keyboard.press('Enter');
+    await j.getByText('Avery Agent mentioned you in').waitFor();
+    expect(await j.getByRole('status').filter({ hasText: '@Jordan Agent can you call her tomorrow?' }).count()).toBe(1);
+
     // A canned response with `/`.
     await a.getByRole('radio', { name: 'Reply to constituent' }).check();
     await a.getByLabel('Reply to the constituent').fill('/one mo');

@@ -223,6 +223,28 @@ describe.each(backends())('console API on %s', (backend) => {
     expect(after.find((s) => s.id === sam.me.id)?.presence).toBe('offline');
   });
 
+  it('tells a colleague mentioned in an internal note, and only colleagues who may see the conversation', async () => {
+    const c = await newChat({ name: 'Mention Person' });
+    expect(await averySock.emitWithAck('conversation:claim', { conversationId: c.id })).toMatchObject({ ok: true });
+    const heard = nextEvent(jordanSock, 'mention:created', 2000, (m) => m.conversationId === c.id);
+    const note = { conversationId: c.id, visibility: 'internal' as const, body: '@jordan agent can you check her benefits case?' };
+    expect(await averySock.emitWithAck('message:send', { ...note, clientMessageId: uuid() })).toMatchObject({ ok: true });
+    expect(await heard).toEqual({
+      conversationId: c.id,
+      caseReference: c.caseReference,
+      byName: 'Avery Agent',
+      preview: '@jordan agent can you check her benefits case?',
+    });
+
+    // A public reply mentions nobody; a conversation Jordan cannot see never tells him about it.
+    const heardAgain = collect(jordanSock, 'mention:created');
+    await averySock.emitWithAck('message:send', { conversationId: c.id, clientMessageId: uuid(), body: 'Hi @Jordan Agent' });
+    await as(avery).post(`/api/conversations/${c.id}/transfer`, { toGroupId: groupId(avery, 'Permits') });
+    await averySock.emitWithAck('message:send', { ...note, clientMessageId: uuid() });
+    await sleep(300);
+    expect(heardAgain).toEqual([]);
+  });
+
   it('moves a case only along the workflow, guards against lost updates and hides other groups’ cases', async () => {
     const c = await newChat({ name: 'Case Person' });
     const claim = await averySock.emitWithAck('conversation:claim', { conversationId: c.id });

@@ -2,6 +2,7 @@ import {
   rooms,
   type CaseChanged,
   type ConversationSummary,
+  type Mention,
   type Message,
   type PresenceChanged,
   type QueuePosition,
@@ -29,6 +30,7 @@ export interface Notifier {
   conversationCreated(summary: ConversationSummary): void;
   conversationUpdated(summary: ConversationSummary, previous?: Previous): void;
   presenceChanged(agencyId: string, change: PresenceChanged): void;
+  mentioned(userIds: string[], mention: Mention): void;
   caseUpdated(audience: { agencyId: string; groupId: string | null; assigneeId: string | null }, change: CaseChanged): void;
   typing(audience: Audience, by: 'agent' | 'constituent', isTyping: boolean, exceptSocketId?: string): void;
   sessionEnded(target: { sessionId?: string; userId?: string; widgetSessionId?: string }, reason: SessionEndReason): void;
@@ -77,6 +79,9 @@ export function createNotifier(io: AppServer): Notifier {
       const target = by === 'agent' ? [rooms.constituent(audience.constituentId), ...staffRooms(audience)] : staffRooms(audience);
       io.to(target).emit('receipt:changed', { conversationId: audience.id, by, deliveredSeq, readSeq });
     },
+    mentioned(userIds, mention) {
+      if (userIds.length) io.to(userIds.map(rooms.user)).emit('mention:created', mention);
+    },
     presenceChanged(agencyId, change) {
       io.to(rooms.agencyStaff(agencyId)).emit('presence:changed', change);
     },
@@ -108,6 +113,7 @@ export const silentNotifier: Notifier = {
   conversationCreated() {},
   conversationUpdated() {},
   presenceChanged() {},
+  mentioned() {},
   caseUpdated() {},
   typing() {},
   sessionEnded() {},

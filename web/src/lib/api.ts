@@ -35,3 +35,20 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
   }
   return data as T;
 }
+
+/** Uploads one file to a conversation; attach the returned id to the next message. */
+export async function uploadFile<T>(conversationId: string, file: File): Promise<T> {
+  const res = await fetch(`/api/conversations/${conversationId}/attachments`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/octet-stream',
+      'x-filename': encodeURIComponent(file.name),
+      ...(csrfToken ? { 'x-csrf-token': csrfToken } : {}),
+    },
+    credentials: 'same-origin',
+    body: file,
+  });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) throw new ApiFailure(res.status, data?.error ?? { code: 'INTERNAL', message: `Upload failed (${res.status})` });
+  return data as T;
+}

@@ -9,6 +9,8 @@ import type { Principal } from '../principal.js';
 import type { MessageRepository } from './message.repository.js';
 import type { AttachmentService } from '../attachments/attachment.service.js';
 import type { AttachmentRepository } from '../attachments/attachment.repository.js';
+import type { UserRepository } from '../users/user.repository.js';
+import type { ConversationView } from '../conversations/conversation.repository.js';
 
 export interface MessageDeps {
   conversations: ConversationService;
@@ -16,6 +18,7 @@ export interface MessageDeps {
   attachments: AttachmentService;
   attachmentRefs: Pick<AttachmentRepository, 'refsByMessage'>;
   notifier: Notifier;
+  staff: Pick<UserRepository, 'listStaff'>;
   messagesPerSession: Limiter;
 }
 
@@ -66,8 +69,35 @@ export class MessageService {
     const refs = await this.d.attachmentRefs.refsByMessage([row.id]);
     const message = toMessage(row, refs.get(row.id));
     // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
-    if (created) this.d.notifier.messageCreated(message, conv);
+    if (created) {
+      this.d.notifier.messageCreated(message, conv);
+      if (p.kind === 'staff' && message.visibility === 'internal') void this.notifyMentions(p.userId, p.displayName, conv, message.body);
+    }
     return { message, created };
+  }
+
+  /**
+   * `@Display Name` in an internal note tells that colleague, if they may see the conversation. A courtesy:
+   * failing to notify never fails the note.
+   */
+  private async notifyMentions(authorId: string, authorName: string, conv: ConversationView, body: string): Promise<void> {
+    if (!body.includes('@')) return;
+    try {
+      const text = body.toLowerCase();
+      const staff = await this.d.staff.listStaff(conv.agencyId);
+      const ids = staff
+        .filter((u) => u.id !== authorId && text.includes(`@${u.displayName.toLowerCase()}`))
+        .filter((u) => u.role === 'admin' || u.groupIds.includes(conv.groupId) || u.id === conv.assigneeId)
+        .map((u) => u.id);
+      this.d.notifier.mentioned(ids, {
+        conversationId: conv.id,
+        caseReference: conv.caseReference,
+        byName: authorName,
+        preview: body.slice(0, 140),
+      });
+    } catch {
+      // best effort
+    }
   }
 
   /** Everything after `afterSeq`, in order. Constituents get public messages only. */

@@ -1,5 +1,5 @@
 import type { CaseDetail, ConversationSummary, Message, SyncResult } from './types';
-import type { Visibility } from '@casebridge/shared';
+import type { AttachmentRef, Visibility } from '@casebridge/shared';
 import { api, ApiFailure } from '$lib/api';
 import { ack, type ConsoleSession } from './session.svelte';
 
@@ -7,6 +7,7 @@ export interface PendingSend {
   clientMessageId: string;
   body: string;
   visibility: Visibility;
+  attachments: AttachmentRef[];
   state: 'sending' | 'failed';
   error?: string;
 }
@@ -142,8 +143,8 @@ export class OpenConversation {
     for (const p of this.pending.filter((x) => x.state === 'sending')) void this.deliver(p);
   }
 
-  send(body: string, visibility: Visibility): void {
-    const p: PendingSend = { clientMessageId: crypto.randomUUID(), body, visibility, state: 'sending' };
+  send(body: string, visibility: Visibility, attachments: AttachmentRef[] = []): void {
+    const p: PendingSend = { clientMessageId: crypto.randomUUID(), body, visibility, attachments, state: 'sending' };
     this.pending = [...this.pending, p];
     this.stopTyping();
     void this.deliver(p);
@@ -174,6 +175,7 @@ export class OpenConversation {
           clientMessageId: p.clientMessageId,
           body: p.body,
           visibility: p.visibility,
+          attachmentIds: p.attachments.map((a) => a.id),
         }),
       );
       this.accept(res.message);

@@ -1,4 +1,4 @@
-import type { ConversationSummary } from '@casebridge/shared';
+import type { ConversationSummary, Mention } from '@casebridge/shared';
 
 /**
  * Signals new work while the agent looks elsewhere: a count in the tab title and, if the agent allowed it,
@@ -20,6 +20,15 @@ export class NewWorkSignal {
     document.title = `(${this.unseen}) ${stripCount(document.title)}`;
     if ('Notification' in window && Notification.permission === 'granted') {
       new Notification('New conversation waiting', { body: `${c.constituentName} · ${c.groupName}`, tag: c.id });
+    }
+  }
+
+  mentioned(m: Mention): void {
+    if (document.visibilityState === 'visible') return;
+    this.unseen++;
+    document.title = `(${this.unseen}) ${stripCount(document.title)}`;
+    if ('Notification' in window && Notification.permission === 'granted') {
+      new Notification(`${m.byName} mentioned you`, { body: `${m.caseReference}: ${m.preview}`, tag: `mention-${m.conversationId}` });
     }
   }
 

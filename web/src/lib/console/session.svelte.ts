@@ -1,5 +1,5 @@
 import { getContext, setContext } from 'svelte';
-import type { Ack, Group, Me, Presence, StaffMember } from './types';
+import type { Ack, Group, Me, Mention, Presence, StaffMember } from './types';
 import { api, ApiFailure, setCsrfToken } from '$lib/api';
 import { connectConsole, type ConsoleSocket } from '$lib/realtime';
 import { Inbox } from './inbox.svelte';
@@ -34,6 +34,8 @@ export class ConsoleSession {
   readonly inbox = new Inbox(() => this.me?.id ?? '');
   readonly newWork = new NewWorkSignal();
   socket: ConsoleSocket | null = null;
+  /** Internal notes that mentioned me, newest first, until dismissed. */
+  mentions = $state<(Mention & { id: string })[]>([]);
   /** Bumped on every reconnect: pages watching it fill their gaps. */
   reconnects = $state(0);
 
@@ -73,11 +75,18 @@ export class ConsoleSession {
       this.inbox.apply(c);
       if (c.status === 'queued') this.newWork.arrived(c);
     });
-    socket.on('conversation:updated', (c) => this.inbox.apply(c));
+    socket.on('conversation:updated', (c) => {
+      this.inbox.apply(c);
+      this.staffSoon(); // colleagues' load changed
+    });
     socket.on('case:updated', (c) => this.inbox.applyCase(c.caseId, c));
     socket.on('presence:changed', ({ userId, presence }) => {
       this.staff = this.staff.map((s) => (s.id === userId ? { ...s, presence } : s));
       if (this.me && userId === this.me.id) this.me = { ...this.me, presence };
+    });
+    socket.on('mention:created', (m) => {
+      this.mentions = [{ ...m, id: crypto.randomUUID() }, ...this.mentions].slice(0, 5);
+      this.newWork.mentioned(m);
     });
     socket.on('session:ended', () => {
       socket.close();
@@ -85,6 +94,12 @@ export class ConsoleSession {
     });
     this.groups = (await api<{ groups: Group[] }>('/api/groups')).groups;
     return true;
+  }
+
+  private staffTimer: ReturnType<typeof setTimeout> | undefined;
+  private staffSoon(): void {
+    clearTimeout(this.staffTimer);
+    this.staffTimer = setTimeout(() => void this.loadStaff().catch(() => undefined), 500);
   }
 
   async loadStaff(): Promise<void> {

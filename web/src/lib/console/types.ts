@@ -7,6 +7,7 @@ export type {
   ConversationSummary,
   GroupRef as Group,
   Me,
+  Mention,
   Message,
   Presence,
   Priority,
