@@ -10,8 +10,18 @@ import { Channel, ConversationSummary, Id, Priority, CaseStatus, Role } from './
 export const InboxView = z.enum(['mine', 'queue', 'open', 'closed']);
 export type InboxView = z.infer<typeof InboxView>;
 
+/** A case label: lower case letters, digits, spaces, `-` and `_`. */
+export const Tag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .min(1, 'A tag cannot be empty')
+  .max(40, 'A tag can be at most 40 characters')
+  .regex(/^[\p{L}\p{N} _-]+$/u, 'Tags use letters, digits, spaces, - and _ only');
+
 export const InboxQuery = z.object({
   view: InboxView.default('open'),
+  tag: Tag.optional(),
   channel: Channel.optional(),
   priority: Priority.optional(),
   groupId: Id.optional(),
@@ -98,6 +108,9 @@ export const CaseDetail = z.object({
   assigneeId: Id.nullable(),
   assigneeName: z.string().nullable(),
   version: z.number().int(),
+  tags: z.array(z.string()),
+  /** Cases linked to this one (both directions), visible or not: a link names only the reference. */
+  links: z.array(z.object({ id: Id, reference: z.string(), title: z.string(), status: CaseStatus })),
   /** Statuses the workflow allows from the current one. */
   allowedStatuses: z.array(CaseStatus),
   constituent: z
@@ -123,14 +136,29 @@ export const CaseUpdateInput = z
     version: z.number().int().positive(),
     status: CaseStatus.optional(),
     priority: Priority.optional(),
-    /** Told to the constituent when the status changes (public), e.g. what happens next. */
-    note: z.string().trim().max(1000).optional(),
+    /** The whole new set of tags. */
+    tags: z.array(Tag).max(20, 'A case can have at most 20 tags').optional(),
   })
-  .refine((u) => u.status !== undefined || u.priority !== undefined, { message: 'Nothing to change', path: ['status'] });
+  .refine((u) => u.status !== undefined || u.priority !== undefined || u.tags !== undefined, {
+    message: 'Nothing to change',
+    path: ['status'],
+  });
 export type CaseUpdateInput = z.input<typeof CaseUpdateInput>;
 
+/** Another case, by its reference number (e.g. to link it, or to move a conversation to it). */
+export const CaseReferenceInput = z.strictObject({
+  reference: z.string().trim().toUpperCase().min(1, 'Enter a case reference').max(40),
+});
+export type CaseReferenceInput = z.input<typeof CaseReferenceInput>;
+
 /** Sent to staff when a case changes. */
-export const CaseChanged = z.object({ caseId: Id, status: CaseStatus, priority: Priority, version: z.number().int() });
+export const CaseChanged = z.object({
+  caseId: Id,
+  status: CaseStatus,
+  priority: Priority,
+  tags: z.array(z.string()),
+  version: z.number().int(),
+});
 export type CaseChanged = z.infer<typeof CaseChanged>;
 
 /** The default workflow: from each status, where a case may go next. Case types may define their own later. */

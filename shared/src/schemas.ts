@@ -91,6 +91,7 @@ export const ConversationSummary = z.object({
   /** The case it belongs to, as the inbox shows it. */
   caseStatus: CaseStatus,
   priority: Priority,
+  tags: z.array(z.string()),
   constituentEmail: z.string().nullable(),
   constituentPhone: z.string().nullable(),
   /** The newest message (public or internal), shortened for the list. */

@@ -122,6 +122,10 @@ describe('the agent console, live with the widget, in Chromium', () => {
     // The case panel: raise the priority; the timeline says so.
     await a.getByLabel('Priority', { exact: true }).selectOption('high');
     await a.getByText('Avery Agent changed the priority to High').waitFor();
+    await a.getByLabel('New tag').fill('Streetlight');
+    await a.getByLabel('New tag').press('Enter');
+    await a.getByText('Avery Agent tagged streetlight').waitFor();
+    await a.getByRole('list', { name: 'Tags' }).getByText('streetlight').waitFor();
     await expect(axeViolations(a)).resolves.toEqual([]);
     await a.screenshot({ path: join(shots, 'console-conversation.png') });
     await a.locator('aside').screenshot({ path: join(shots, 'console-case-panel.png') });
@@ -171,11 +175,13 @@ describe('the agent console, live with the widget, in Chromium', () => {
     // Both clicks leave before either answer arrives: the race a fast queue really has.
     const press = (b: typeof takeA) => b.evaluate((el) => (el as HTMLButtonElement).click());
     await Promise.all([press(takeA), press(takeJ)]);
-    const won = (p: Page) => p.getByText('You took the conversation with Race Resident.').count();
-    await eventually(async () => (await won(avery.page)) + (await won(jordan.page)), 1, 10_000);
-    const averyWon = (await won(avery.page)) === 1;
-    const loser = averyWon ? jordan.page : avery.page;
-    await loser.getByText(`${averyWon ? 'Avery Agent' : 'Jordan Agent'} has already taken this conversation`).waitFor();
+    const said = (p: Page) => p.getByRole('navigation', { name: 'Inbox' }).getByRole('status').first().textContent();
+    await eventually(async () => Boolean((await said(avery.page)) && (await said(jordan.page))), true, 10_000);
+    const outcomes = [await said(avery.page), await said(jordan.page)];
+    const averyWon = outcomes[0] === 'You took the conversation with Race Resident.';
+    expect(outcomes.sort()).toEqual(
+      [`${averyWon ? 'Avery Agent' : 'Jordan Agent'} has already taken this conversation`, 'You took the conversation with Race Resident.'].sort(),
+    );
     await (averyWon ? avery.page : jordan.page).getByRole('heading', { name: 'Race Resident', level: 1 }).waitFor();
   });
 

@@ -39,6 +39,7 @@ describe.each(backends())('console API on %s', (backend) => {
   const as = (s: StaffSession) => ({
     get: (path: string) => h.http.get(path).set('Cookie', s.cookie),
     post: (path: string, body: object = {}) => h.http.post(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
+    delete: (path: string) => h.http.delete(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf),
     patch: (path: string, body: object) => h.http.patch(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
     put: (path: string, body: object) => h.http.put(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
   });
@@ -56,7 +57,7 @@ describe.each(backends())('console API on %s', (backend) => {
 
   it('lists the queue first-come first-served, pages it with a cursor, and counts each view', async () => {
     const before = (await as(avery).get('/api/inbox/counts')).body;
-    const made = [];
+    const made: { id: string; caseReference: string }[] = [];
     for (let i = 0; i < 5; i++) made.push(await newChat({ name: `Queue Person ${i}` }));
     const first = await inbox(avery, 'view=queue&limit=3');
     const second = await inbox(avery, `view=queue&limit=3&cursor=${first.nextCursor}`);
@@ -221,6 +222,48 @@ describe.each(backends())('console API on %s', (backend) => {
     expect(await offline).toEqual({ userId: sam.me.id, presence: 'offline' });
     const after = (await as(avery).get('/api/staff')).body.staff as StaffMember[];
     expect(after.find((s) => s.id === sam.me.id)?.presence).toBe('offline');
+  });
+
+  it('tags cases, filters the inbox by tag, links cases both ways, and moves a conversation to another case', async () => {
+    const first = await newChat({ name: 'Tag Person' });
+    const second = await newChat({ name: 'Tag Person Again' });
+    for (const c of [first, second]) await averySock.emitWithAck('conversation:claim', { conversationId: c.id });
+    const caseOf = async (id: string) => (await as(avery).get(`/api/conversations/${id}`)).body.caseId as string;
+    const caseA = await caseOf(first.id);
+    let detail = (await as(avery).get(`/api/cases/${caseA}`)).body;
+
+    const tagged = await as(avery).patch(`/api/cases/${caseA}`, { version: detail.version, tags: ['Pothole', 'follow-up', 'pothole'] });
+    expect(tagged.status).toBe(200);
+    expect(tagged.body.tags).toEqual(['follow-up', 'pothole']);
+    expect((await inbox(avery, 'view=open&tag=pothole')).conversations.map((c) => c.id)).toEqual([first.id]);
+    const badTag = await as(avery).patch(`/api/cases/${caseA}`, { version: tagged.body.version, tags: ['<script>'] });
+    expect(badTag.status).toBe(400);
+    expect(badTag.body.error.issues[0].path).toEqual(['tags', 0]);
+
+    // Link A to B by reference: both sides list the other.
+    const linked = await as(avery).post(`/api/cases/${caseA}/links`, { reference: second.caseReference.toLowerCase() });
+    expect(linked.status).toBe(200);
+    expect(linked.body.links.map((l: { reference: string }) => l.reference)).toEqual([second.caseReference]);
+    const caseB = await caseOf(second.id);
+    detail = (await as(avery).get(`/api/cases/${caseB}`)).body;
+    expect(detail.links.map((l: { reference: string }) => l.reference)).toEqual([first.caseReference]);
+    for (const [reference, field] of [[first.caseReference, 'reference'], ['SPR-1999-000001', 'reference'], ['', 'reference']]) {
+      const res = await as(avery).post(`/api/cases/${caseA}/links`, { reference });
+      expect(res.status).toBe(400);
+      expect(res.body.error.issues[0].path).toEqual([field]);
+    }
+    const unlinked = await as(avery).delete(`/api/cases/${caseB}/links/${caseA}`);
+    expect(unlinked.body.links).toEqual([]);
+    expect((await as(avery).get(`/api/cases/${caseA}`)).body.links).toEqual([]);
+
+    // The second conversation really belongs to the first case.
+    const moved = await as(avery).post(`/api/conversations/${second.id}/case`, { reference: first.caseReference });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ caseId: caseA, caseReference: first.caseReference });
+    const kinds = (await as(avery).get(`/api/cases/${caseA}`)).body.events.map((e: { kind: string }) => e.kind);
+    expect(kinds).toContain('conversation.moved_in');
+    const again = await as(avery).post(`/api/conversations/${second.id}/case`, { reference: first.caseReference });
+    expect(again.status).toBe(400);
   });
 
   it('tells a colleague mentioned in an internal note, and only colleagues who may see the conversation', async () => {

@@ -165,6 +165,8 @@ export const cases = pgTable(
     assigneeId: uuid('assignee_id').references(() => users.id, { onDelete: 'set null' }),
     /** Case types arrive with the case-management work; free until then. */
     caseTypeId: uuid('case_type_id'),
+    /** Free labels agents put on a case ("pothole", "follow-up"), lower case, for filtering. */
+    tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
@@ -278,6 +280,21 @@ export const caseEvents = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('case_events_case_ix').on(t.caseId, t.createdAt)],
+);
+
+/** Cases that belong together (the same pothole reported twice). Stored both ways so either side lists it. */
+export const caseLinks = pgTable(
+  'case_links',
+  {
+    caseId: uuid('case_id').notNull().references(() => cases.id, { onDelete: 'cascade' }),
+    linkedCaseId: uuid('linked_case_id').notNull().references(() => cases.id, { onDelete: 'cascade' }),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.caseId, t.linkedCaseId] }),
+    check('case_links_not_self_ck', sql`${t.caseId} <> ${t.linkedCaseId}`),
+  ],
 );
 
 /** Replies agents insert with `/` in the composer; `{name}` becomes the constituent's name. */

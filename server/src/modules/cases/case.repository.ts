@@ -1,7 +1,7 @@
 import { and, desc, eq, ne, sql } from 'drizzle-orm';
 import type { CaseStatus, Priority } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
-import { caseCounters, caseEvents, cases, constituents, groups, users } from '../../db/schema.js';
+import { caseCounters, caseEvents, caseLinks, cases, constituents, groups, users } from '../../db/schema.js';
 
 export type CaseRow = typeof cases.$inferSelect;
 
@@ -99,12 +99,52 @@ export class CaseRepository {
       .orderBy(caseEvents.createdAt, caseEvents.id);
   }
 
+  async findByReference(agencyId: string, reference: string): Promise<CaseRow | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(cases)
+      .where(and(eq(cases.agencyId, agencyId), eq(cases.reference, reference)));
+    return row;
+  }
+
+  async links(caseId: string) {
+    return this.db
+      .select({ id: cases.id, reference: cases.reference, title: cases.title, status: cases.status })
+      .from(caseLinks)
+      .innerJoin(cases, eq(cases.id, caseLinks.linkedCaseId))
+      .where(eq(caseLinks.caseId, caseId))
+      .orderBy(cases.reference);
+  }
+
+  /** Links two cases both ways; false when they were already linked. */
+  async link(tx: Tx, a: string, b: string, by: string): Promise<boolean> {
+    const rows = await tx
+      .insert(caseLinks)
+      .values([
+        { caseId: a, linkedCaseId: b, createdBy: by },
+        { caseId: b, linkedCaseId: a, createdBy: by },
+      ])
+      .onConflictDoNothing()
+      .returning({ caseId: caseLinks.caseId });
+    return rows.length > 0;
+  }
+
+  async unlink(tx: Tx, a: string, b: string): Promise<boolean> {
+    const rows = await tx
+      .delete(caseLinks)
+      .where(
+        sql`(${caseLinks.caseId} = ${a} and ${caseLinks.linkedCaseId} = ${b}) or (${caseLinks.caseId} = ${b} and ${caseLinks.linkedCaseId} = ${a})`,
+      )
+      .returning({ caseId: caseLinks.caseId });
+    return rows.length > 0;
+  }
+
   /** Changes status and/or priority if the case is still at `version`; undefined when someone changed it first. */
   async update(
     tx: Tx,
     caseId: string,
     version: number,
-    change: { status?: CaseStatus; priority?: Priority },
+    change: { status?: CaseStatus; priority?: Priority; tags?: string[] },
   ): Promise<CaseRow | undefined> {
     const [row] = await tx
       .update(cases)

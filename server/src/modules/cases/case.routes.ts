@@ -1,11 +1,12 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { CaseUpdateInput } from '@casebridge/shared';
+import { CaseReferenceInput, CaseUpdateInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
 import type { CaseService } from './case.service.js';
 
 const Params = z.object({ caseId: z.uuid() });
+const LinkParams = z.object({ caseId: z.uuid(), otherId: z.uuid() });
 
 export function caseRoutes(deps: { cases: CaseService }): Router {
   const router = Router();
@@ -20,6 +21,19 @@ export function caseRoutes(deps: { cases: CaseService }): Router {
     const p = requireStaff(res);
     const { caseId } = parse(Params, req.params);
     res.json(await deps.cases.update(p, caseId, parse(CaseUpdateInput, req.body)));
+  });
+
+  router.post('/cases/:caseId/links', async (req, res) => {
+    const p = requireStaff(res);
+    const { caseId } = parse(Params, req.params);
+    const { reference } = parse(CaseReferenceInput, req.body);
+    res.json(await deps.cases.link(p, caseId, reference));
+  });
+
+  router.delete('/cases/:caseId/links/:otherId', async (req, res) => {
+    const p = requireStaff(res);
+    const { caseId, otherId } = parse(LinkParams, req.params);
+    res.json(await deps.cases.unlink(p, caseId, otherId));
   });
 
   return router;

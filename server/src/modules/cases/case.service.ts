@@ -36,10 +36,11 @@ export class CaseService {
 
   async detail(p: StaffPrincipal, caseId: string): Promise<CaseDetail> {
     const c = await this.visible(p, caseId);
-    const [names, who, events] = await Promise.all([
+    const [names, who, events, links] = await Promise.all([
       this.d.cases.names(c),
       this.d.cases.constituentOf(c),
       this.d.cases.timeline(c.id),
+      this.d.cases.links(c.id),
     ]);
     return {
       id: c.id,
@@ -51,6 +52,8 @@ export class CaseService {
       assigneeId: c.assigneeId,
       ...names,
       version: c.version,
+      tags: c.tags,
+      links,
       allowedStatuses: DEFAULT_TRANSITIONS[c.status],
       constituent: who
         ? {
@@ -80,7 +83,7 @@ export class CaseService {
   async update(
     p: StaffPrincipal,
     caseId: string,
-    input: { version: number; status?: CaseStatus; priority?: Priority },
+    input: { version: number; status?: CaseStatus; priority?: Priority; tags?: string[] },
   ): Promise<CaseDetail> {
     const c = await this.visible(p, caseId);
     if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
@@ -88,9 +91,12 @@ export class CaseService {
       const message = `A ${label(c.status)} case cannot become ${label(input.status)}`;
       throw new AppError('INVALID_PAYLOAD', message, { issues: [{ path: ['status'], message }] });
     }
+    const tags = input.tags ? [...new Set(input.tags)].sort() : undefined;
+    const sameTags = tags && tags.length === c.tags.length && tags.every((t, i) => t === [...c.tags].sort()[i]);
     const change = {
       ...(input.status && input.status !== c.status ? { status: input.status } : {}),
       ...(input.priority && input.priority !== c.priority ? { priority: input.priority } : {}),
+      ...(tags && !sameTags ? { tags } : {}),
     };
     if (Object.keys(change).length === 0) return this.detail(p, caseId);
 
@@ -104,6 +110,18 @@ export class CaseService {
           actorKind: 'agent',
           actorUserId: p.userId,
           data: { from: c.status, to: change.status },
+        });
+      }
+      if (change.tags) {
+        await this.d.cases.addEvent(tx, {
+          caseId: c.id,
+          kind: 'case.tags_changed',
+          actorKind: 'agent',
+          actorUserId: p.userId,
+          data: {
+            added: change.tags.filter((t) => !c.tags.includes(t)),
+            removed: c.tags.filter((t) => !change.tags!.includes(t)),
+          },
         });
       }
       if (change.priority) {
@@ -131,14 +149,63 @@ export class CaseService {
       return row;
     });
     if (!updated) throw new AppError('CONFLICT', 'Someone else changed this case. Reload it and try again.');
-    this.d.notifier.caseUpdated(updated, {
-      caseId: updated.id,
-      status: updated.status,
-      priority: updated.priority,
-      version: updated.version,
-    });
+    this.announce(updated);
     return this.detail(p, caseId);
   }
+
+  private announce(c: CaseRow): void {
+    this.d.notifier.caseUpdated(c, { caseId: c.id, status: c.status, priority: c.priority, tags: c.tags, version: c.version });
+  }
+
+  /** Links two cases of the agency that the agent can both see; linking twice is harmless. */
+  async link(p: StaffPrincipal, caseId: string, reference: string): Promise<CaseDetail> {
+    const c = await this.visible(p, caseId);
+    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
+    const other = await this.d.cases.findByReference(p.agencyId, reference);
+    if (!other || !canSee(p, other)) throw invalidRef(`No case ${reference} that you can see`);
+    if (other.id === c.id) throw invalidRef('A case cannot be linked to itself');
+    await this.d.db.transaction(async (tx) => {
+      if (!(await this.d.cases.link(tx, c.id, other.id, p.userId))) return;
+      for (const [from, to] of [
+        [c, other],
+        [other, c],
+      ] as const) {
+        await this.d.cases.addEvent(tx, {
+          caseId: from.id,
+          kind: 'case.linked',
+          actorKind: 'agent',
+          actorUserId: p.userId,
+          data: { reference: to.reference },
+        });
+      }
+    });
+    this.announce(c);
+    this.announce(other);
+    return this.detail(p, caseId);
+  }
+
+  async unlink(p: StaffPrincipal, caseId: string, otherId: string): Promise<CaseDetail> {
+    const c = await this.visible(p, caseId);
+    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
+    const other = await this.d.cases.findById(otherId);
+    if (!other || other.agencyId !== p.agencyId) throw new AppError('NOT_FOUND', 'Case not found');
+    await this.d.db.transaction(async (tx) => {
+      if (!(await this.d.cases.unlink(tx, c.id, other.id))) return;
+      await this.d.cases.addEvent(tx, {
+        caseId: c.id,
+        kind: 'case.unlinked',
+        actorKind: 'agent',
+        actorUserId: p.userId,
+        data: { reference: other.reference },
+      });
+    });
+    this.announce(c);
+    return this.detail(p, caseId);
+  }
+}
+
+function invalidRef(message: string): AppError {
+  return new AppError('INVALID_PAYLOAD', message, { issues: [{ path: ['reference'], message }] });
 }
 
 function label(s: CaseStatus): string {

@@ -21,6 +21,7 @@ export function toSummary(c: ConversationView): ConversationSummary {
     lastSeq: c.lastSeq,
     caseStatus: c.caseStatus,
     priority: c.casePriority,
+    tags: c.caseTags,
     constituentEmail: c.constituentEmail,
     constituentPhone: c.constituentPhone,
     preview: c.preview,

@@ -9,6 +9,7 @@ export type ConversationView = ConversationRow & {
   caseReference: string;
   caseStatus: CaseStatus;
   casePriority: Priority;
+  caseTags: string[];
   constituentName: string | null;
   constituentEmail: string | null;
   constituentPhone: string | null;
@@ -25,6 +26,7 @@ const viewColumns = {
   caseReference: cases.reference,
   caseStatus: cases.status,
   casePriority: cases.priority,
+  caseTags: cases.tags,
   constituentName: constituents.displayName,
   constituentEmail: constituents.email,
   constituentPhone: constituents.phone,
@@ -52,6 +54,7 @@ export interface InboxFilter {
   channel?: ConversationRow['channel'];
   priority?: Priority;
   groupId?: string;
+  tag?: string;
   q?: string;
   cursor?: { at: string; id: string };
   limit: number;
@@ -108,6 +111,7 @@ export class ConversationRepository {
     if (f.channel) where.push(eq(conversations.channel, f.channel));
     if (f.priority) where.push(eq(cases.priority, f.priority));
     if (f.groupId) where.push(eq(conversations.groupId, f.groupId));
+    if (f.tag) where.push(sql`${f.tag} = any(${cases.tags})`);
     if (f.q) {
       const like = `%${escapeLike(f.q)}%`;
       where.push(
@@ -167,6 +171,16 @@ export class ConversationRepository {
         updatedAt: sql`now()`,
       })
       .where(and(eq(conversations.id, id), eq(conversations.version, expectedVersion), ne(conversations.status, 'ended')))
+      .returning();
+    return row;
+  }
+
+  /** Moves a conversation to another case (an agent found the case it belongs to). */
+  async moveToCase(tx: Tx, id: string, caseId: string): Promise<ConversationRow | undefined> {
+    const [row] = await tx
+      .update(conversations)
+      .set({ caseId, version: sql`${conversations.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(conversations.id, id))
       .returning();
     return row;
   }

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { ConversationStatus, InboxQuery, MAX_SYNC_PAGE, RatingInput, SendMessageBody, TransferInput } from '@casebridge/shared';
+import { CaseReferenceInput, ConversationStatus, InboxQuery, MAX_SYNC_PAGE, RatingInput, SendMessageBody, TransferInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireConstituent, requirePrincipal, requireStaff } from '../../http/principal.js';
 import type { MessageService } from '../messages/message.service.js';
@@ -72,6 +72,13 @@ export function conversationRoutes(deps: { conversations: ConversationService; m
     const { conversationId } = parse(Params, req.params);
     const body = req.body && typeof req.body === 'object' ? req.body : {};
     res.json(await deps.conversations.transfer(p, parse(TransferInput, { ...body, conversationId })));
+  });
+
+  router.post('/conversations/:conversationId/case', async (req, res) => {
+    const p = requireStaff(res);
+    const { conversationId } = parse(Params, req.params);
+    const { reference } = parse(CaseReferenceInput, req.body);
+    res.json(await deps.conversations.moveToCase(p, conversationId, reference));
   });
 
   router.post('/conversations/:conversationId/end', async (req, res) => {

@@ -291,6 +291,41 @@ export class ConversationService {
     return { conversation: toConstituentView(view), message, created: outcome.created };
   }
 
+  /**
+   * Attach a conversation to another case of the agency (the constituent wrote about a case that already
+   * exists). Both case timelines record the move.
+   */
+  async moveToCase(p: StaffPrincipal, id: string, reference: string): Promise<ConversationSummary> {
+    const conv = await this.get(p, id);
+    assertStaffCanAct(p, conv);
+    const target = await this.d.cases.findByReference(p.agencyId, reference);
+    const visible = target && (p.groupIds.includes(target.groupId ?? '') || target.assigneeId === p.userId);
+    if (!target || !visible) throw invalid('reference', `No case ${reference} that you can see`);
+    if (target.id === conv.caseId) throw invalid('reference', `This conversation is already on ${reference}`);
+    await this.d.db.transaction(async (tx) => {
+      await this.d.conversations.moveToCase(tx, id, target.id);
+      const common = { actorKind: 'agent' as const, actorUserId: p.userId, conversationId: id };
+      await this.d.cases.addEvent(tx, { ...common, caseId: conv.caseId, kind: 'conversation.moved_out', data: { to: target.reference } });
+      await this.d.cases.addEvent(tx, { ...common, caseId: target.id, kind: 'conversation.moved_in', data: { from: conv.caseReference } });
+      await this.d.audit.record(
+        {
+          agencyId: p.agencyId,
+          actorKind: 'staff',
+          actorId: p.userId,
+          action: 'conversation.move_case',
+          objectType: 'conversation',
+          objectId: id,
+          outcome: 'success',
+          detail: { fromCaseId: conv.caseId, toCaseId: target.id },
+        },
+        tx,
+      );
+    });
+    const summary = toSummary((await this.d.conversations.findView(id))!);
+    this.d.notifier.conversationUpdated(summary);
+    return summary;
+  }
+
   /** Staff take a queued conversation. Exactly one of two racing agents wins; the other gets CONFLICT. */
   async claim(p: StaffPrincipal, id: string): Promise<ConversationSummary> {
     const conv = await this.get(p, id);

@@ -244,7 +244,22 @@ export class OpenConversation {
     }
   }
 
-  async updateCase(change: { status?: CaseDetail['status']; priority?: CaseDetail['priority'] }): Promise<void> {
+  async link(reference: string): Promise<void> {
+    if (!this.caseDetail) return;
+    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links`, { method: 'POST', body: { reference } });
+  }
+
+  async unlink(otherId: string): Promise<void> {
+    if (!this.caseDetail) return;
+    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links/${otherId}`, { method: 'DELETE' });
+  }
+
+  async moveToCase(reference: string): Promise<void> {
+    this.summary = await api<ConversationSummary>(`/api/conversations/${this.id}/case`, { method: 'POST', body: { reference } });
+    await this.loadCase();
+  }
+
+  async updateCase(change: { status?: CaseDetail['status']; priority?: CaseDetail['priority']; tags?: string[] }): Promise<void> {
     if (!this.caseDetail) return;
     this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}`, {
       method: 'PATCH',

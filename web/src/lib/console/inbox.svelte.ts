@@ -19,6 +19,8 @@ export class Inbox {
   q = $state('');
   channel = $state<Channel | ''>('');
   priority = $state<Priority | ''>('');
+  groupId = $state('');
+  tag = $state('');
   items = $state<ConversationSummary[]>([]);
   nextCursor = $state<string | null>(null);
   loading = $state(false);
@@ -34,6 +36,8 @@ export class Inbox {
     if (this.q.trim()) p.set('q', this.q.trim());
     if (this.channel) p.set('channel', this.channel);
     if (this.priority) p.set('priority', this.priority);
+    if (this.groupId) p.set('groupId', this.groupId);
+    if (this.tag.trim()) p.set('tag', this.tag.trim().toLowerCase());
     if (cursor) p.set('cursor', cursor);
     return p.toString();
   }
@@ -90,7 +94,13 @@ export class Inbox {
           : this.view === 'open'
             ? c.status !== 'ended'
             : c.status === 'ended';
-    return inView && (!this.channel || c.channel === this.channel) && (!this.priority || c.priority === this.priority);
+    return (
+      inView &&
+      (!this.channel || c.channel === this.channel) &&
+      (!this.priority || c.priority === this.priority) &&
+      (!this.groupId || c.groupId === this.groupId) &&
+      (!this.tag.trim() || c.tags.includes(this.tag.trim().toLowerCase()))
+    );
   }
 
   /** A live change: place, replace or drop the conversation in this view. */
@@ -113,7 +123,9 @@ export class Inbox {
   }
 
   /** A case changed: its conversations' rows show the new status and priority. */
-  applyCase(caseId: string, change: { status: ConversationSummary['caseStatus']; priority: Priority }): void {
-    this.items = this.items.map((c) => (c.caseId === caseId ? { ...c, caseStatus: change.status, priority: change.priority } : c));
+  applyCase(caseId: string, change: { status: ConversationSummary['caseStatus']; priority: Priority; tags: string[] }): void {
+    this.items = this.items.map((c) =>
+      c.caseId === caseId ? { ...c, caseStatus: change.status, priority: change.priority, tags: change.tags } : c,
+    );
   }
 }
