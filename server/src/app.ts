@@ -8,6 +8,7 @@ import { resolvePrincipal } from './http/principal.js';
 import { requestLog } from './http/request-log.js';
 import { Limiter, DEFAULT_LIMITS, type Limits } from './lib/rate-limit.js';
 import type { Logger } from './lib/logger.js';
+import { createMailer, type Mailer } from './lib/mailer.js';
 import { AgencyRepository } from './modules/agencies/agency.repository.js';
 import { AuditRepository } from './modules/audit/audit.repository.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
@@ -40,6 +41,8 @@ import { placeholderRoutes, staticRoutes, type StaticDirs } from './http/static.
 
 export interface AppOptions {
   database: Database;
+  /** Outgoing email; absent means none (nothing offers to send email). */
+  mailer?: Mailer;
   logger: Logger;
   publicBaseUrl: string;
   sessionSecret: string;
@@ -127,7 +130,12 @@ export function createApp(o: AppOptions): App {
   });
   // Filled in once Socket.IO exists: counts agents connected in a group on every node.
   let onlineAgents: (groupId: string) => Promise<number> = async () => 0;
-  const availability = new AvailabilityService({ agencies: repos.agencies, onlineAgents: (g) => onlineAgents(g) });
+  const mailer = o.mailer ?? createMailer({ from: 'CaseBridge <no-reply@casebridge.invalid>' });
+  const availability = new AvailabilityService({
+    agencies: repos.agencies,
+    onlineAgents: (g) => onlineAgents(g),
+    emailEnabled: mailer.enabled,
+  });
   const widget = new WidgetService({
     availability,
     agencies: repos.agencies,
@@ -148,6 +156,8 @@ export function createApp(o: AppOptions): App {
     notifier: lateNotifier,
     queue: new QueueService({ conversations: repos.conversations, notifier: lateNotifier }),
     conversationsPerSession: limits.conversationsPerSession,
+    mailer,
+    transcriptEmails: new Limiter('transcript-email', limits.transcriptEmailsPerConversation),
   });
   const attachments = new AttachmentService({
     conversations,

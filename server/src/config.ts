@@ -26,6 +26,11 @@ const Env = z
     SESSION_MAX_HOURS: z.coerce.number().int().min(1).max(24 * 7).default(12),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     TRUST_PROXY: bool.default(false),
+    SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+      .optional(),
+    MAIL_FROM: z.string().min(3).default('CaseBridge <no-reply@casebridge.invalid>'),
   })
   .transform((e) => ({ ...e, DATABASE_URL: e.DATABASE_URL || undefined, REDIS_URL: e.REDIS_URL || undefined }));
 
@@ -45,6 +50,9 @@ export interface Config {
   sessionMaxMs: number;
   logLevel: string;
   trustProxy: boolean;
+  /** Outgoing mail (transcripts); without it, nothing offers to send email. */
+  smtpUrl?: string;
+  mailFrom: string;
 }
 
 /** Parses the environment; throws one error that lists every problem. The only reader of process.env. */
@@ -87,5 +95,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sessionMaxMs: e.SESSION_MAX_HOURS * 3_600_000,
     logLevel: e.LOG_LEVEL,
     trustProxy: e.TRUST_PROXY,
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
   };
 }

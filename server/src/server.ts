@@ -1,3 +1,4 @@
+import { createMailer } from './lib/mailer.js';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -63,9 +64,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       webHandler = ((await import(pathToFileURL(handlerPath).href)) as { handler: RequestHandler }).handler;
     }
 
+    const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom });
+    cleanup.push(async () => mailer.close());
     const app = createApp({
       database,
       logger,
+      mailer,
       publicBaseUrl: config.publicBaseUrl,
       sessionSecret,
       sessionIdleMs: config.sessionIdleMs,

@@ -177,10 +177,16 @@ export const RatingInput = z.strictObject({
 });
 export type RatingInput = z.infer<typeof RatingInput>;
 
+/** Send the transcript of an ended chat to this address. */
+export const TranscriptEmailInput = z.strictObject({ email: z.email('Enter a valid email address').max(254) });
+export type TranscriptEmailInput = z.infer<typeof TranscriptEmailInput>;
+
 /** Whether live chat is staffed right now; when not, the widget takes a message that becomes a case. */
 export const Availability = z.object({
   open: z.boolean(),
   reason: z.enum(['no_agents', 'closed']).nullable(),
+  /** Whether the widget may offer to email the transcript. */
+  emailTranscript: z.boolean(),
 });
 export type Availability = z.infer<typeof Availability>;
 

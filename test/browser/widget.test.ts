@@ -7,6 +7,7 @@ import type { Browser, BrowserContext, FrameLocator, Page } from 'playwright-cor
 import { axeViolations, launchBrowser } from '../support/browser.js';
 import { eventually, startTestServer, uuid, type ClientSocket, type Harness, type StaffSession } from '../support/harness.js';
 import { freePort, repoRoot } from '../support/process.js';
+import { startSmtp } from '../support/smtp.js';
 
 // Real browsers and several servers: slower than the API tests.
 jest.setTimeout(60_000);
@@ -21,15 +22,18 @@ describe('the chat widget on an agency page, in Chromium', () => {
   let page: Page;
   let agentSession: StaffSession;
   let agent: ClientSocket;
+  let smtp: Awaited<ReturnType<typeof startSmtp>>;
 
   beforeAll(async () => {
-    h = await startTestServer('pglite', { serveWeb: true });
+    smtp = await startSmtp();
+    h = await startTestServer('pglite', { serveWeb: true, env: { SMTP_URL: smtp.url } });
     browser = await launchBrowser();
     agentSession = await h.login('agent@demo.gov');
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await h?.close();
+    await smtp?.close();
   });
   beforeEach(async () => {
     // An agent is online, so live chat is open.
@@ -116,6 +120,16 @@ describe('the chat widget on an agency page, in Chromium', () => {
     await widget().getByRole('button', { name: 'Yes, end chat' }).click();
     await widget().getByRole('heading', { name: 'This chat has ended.' }).waitFor();
     await expect(axeViolations(page)).resolves.toEqual([]);
+    // Email the transcript: a bad address is refused in place, a good one gets the public messages.
+    await widget().getByLabel('Email me the transcript').fill('maria@');
+    await widget().getByRole('button', { name: 'Send transcript' }).click();
+    await widget().getByText('Enter a valid email address, like name@example.com.').waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await widget().getByLabel('Email me the transcript').fill('maria@example.org');
+    await widget().getByRole('button', { name: 'Send transcript' }).click();
+    await widget().getByText('The transcript is on its way to maria@example.org.').waitFor();
+    await eventually(() => smtp.inbox.filter((m) => m.to.includes('maria@example.org')).length, 1);
+    expect(smtp.inbox.find((m) => m.to.includes('maria@example.org'))!.raw).toContain('The 400 block, near the library');
     await widget().locator('label', { hasText: '4 out of 5' }).click();
     await widget().getByLabel('Comment (optional)').fill('Quick and kind');
     await widget().getByRole('button', { name: 'Send rating' }).click();

@@ -209,6 +209,7 @@ describe.each(backends())('console API on %s', (backend) => {
     expect((await h.http.get('/api/widget/availability').set('Authorization', `Bearer ${token}`)).body).toEqual({
       open: false,
       reason: 'no_agents',
+      emailTranscript: false,
     });
     expect(await samSock.emitWithAck('presence:set', { presence: 'busy' as never })).toMatchObject({
       ok: false,

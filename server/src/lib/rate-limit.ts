@@ -66,6 +66,8 @@ export interface Limits {
   messagesPerSession: LimitSpec;
   /** File uploads per constituent (counted in the database). */
   uploadsPerConstituent: LimitSpec;
+  /** Transcript emails per conversation: nobody turns us into a mail cannon. */
+  transcriptEmailsPerConversation: LimitSpec;
 }
 
 /** Starting values from RELIABILITY.md §5.2-F; sign-in counts failures only, so a shared office IP is not locked out. */
@@ -77,4 +79,5 @@ export const DEFAULT_LIMITS: Limits = {
   conversationsPerIp: { points: 60, duration: 3600 },
   messagesPerSession: { points: 30, duration: 60 },
   uploadsPerConstituent: { points: 10, duration: 3600 },
+  transcriptEmailsPerConversation: { points: 3, duration: 3600 },
 };

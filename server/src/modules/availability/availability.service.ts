@@ -6,6 +6,8 @@ export interface AvailabilityDeps {
   agencies: AgencyRepository;
   /** Staff who can take chats and are connected now, in a group (across every node). */
   onlineAgents(groupId: string): Promise<number>;
+  /** Can transcripts be emailed (outgoing mail is set up)? */
+  emailEnabled: boolean;
   now?: () => Date;
 }
 
@@ -15,9 +17,12 @@ export class AvailabilityService {
 
   async forAgency(agencyId: string): Promise<Availability> {
     const agency = await this.d.agencies.findById(agencyId);
-    if (!agency || !isOpen(agency.businessHours, this.d.now?.() ?? new Date())) return { open: false, reason: 'closed' };
+    const emailTranscript = this.d.emailEnabled;
+    if (!agency || !isOpen(agency.businessHours, this.d.now?.() ?? new Date())) {
+      return { open: false, reason: 'closed', emailTranscript };
+    }
     const groupId = await this.d.agencies.defaultGroupId(agencyId);
-    if (!groupId || (await this.d.onlineAgents(groupId)) === 0) return { open: false, reason: 'no_agents' };
-    return { open: true, reason: null };
+    if (!groupId || (await this.d.onlineAgents(groupId)) === 0) return { open: false, reason: 'no_agents', emailTranscript };
+    return { open: true, reason: null, emailTranscript };
   }
 }

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { CaseReferenceInput, ConversationStatus, InboxQuery, MAX_SYNC_PAGE, RatingInput, SendMessageBody, TransferInput } from '@casebridge/shared';
+import { CaseReferenceInput, ConversationStatus, InboxQuery, TranscriptEmailInput, MAX_SYNC_PAGE, RatingInput, SendMessageBody, TransferInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireConstituent, requirePrincipal, requireStaff } from '../../http/principal.js';
 import type { MessageService } from '../messages/message.service.js';
@@ -92,6 +92,14 @@ export function conversationRoutes(deps: { conversations: ConversationService; m
     const { score, comment } = parse(RatingInput, req.body);
     await deps.conversations.rate(p, conversationId, score, comment);
     res.status(204).end();
+  });
+
+  router.post('/conversations/:conversationId/transcript/email', async (req, res) => {
+    const p = requireConstituent(res);
+    const { conversationId } = parse(Params, req.params);
+    const { email } = parse(TranscriptEmailInput, req.body);
+    await deps.conversations.emailTranscript(p, conversationId, email);
+    res.status(202).json({ sent: true });
   });
 
   router.get('/conversations/:conversationId/transcript', async (req, res) => {

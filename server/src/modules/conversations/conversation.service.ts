@@ -23,6 +23,8 @@ import { assertStaffCanAct, assertVisible } from './conversation.access.js';
 import { toConstituentView, toMessage, toSummary } from './conversation.mapper.js';
 import type { ConversationRepository, ConversationView, StaffScope } from './conversation.repository.js';
 import type { UserRepository } from '../users/user.repository.js';
+import type { Mailer } from '../../lib/mailer.js';
+import type { Limiter } from '../../lib/rate-limit.js';
 import type { QueueService } from '../queue/queue.service.js';
 
 export interface ConversationDeps {
@@ -38,6 +40,8 @@ export interface ConversationDeps {
   queue: QueueService;
   /** New conversations one widget session may start per window (counted in the database, so every node agrees). */
   conversationsPerSession: { points: number; duration: number };
+  mailer: Pick<Mailer, 'send'>;
+  transcriptEmails: Limiter;
   now?: () => Date;
 }
 
@@ -427,6 +431,26 @@ export class ConversationService {
       '',
     ];
     return { filename: `transcript-${conv.caseReference}.txt`, text: lines.join('\n') };
+  }
+
+  /** Emails the constituent the transcript of their ended chat (public messages only). A few per chat. */
+  async emailTranscript(p: ConstituentPrincipal, id: string, email: string): Promise<void> {
+    const conv = await this.get(p, id);
+    if (conv.status !== 'ended') throw new AppError('CONFLICT', 'The transcript can be emailed once the chat has ended');
+    await this.d.transcriptEmails.consume(id, 'This transcript has been emailed several times already. Please download it instead.');
+    const { text } = await this.transcript(p, id);
+    const agency = await this.d.agencies.findById(conv.agencyId);
+    await this.d.mailer.send({
+      to: email,
+      subject: `Your chat with ${agency?.name ?? 'us'} — case ${conv.caseReference}`,
+      text,
+    });
+    await this.d.cases.addEvent(this.d.db, {
+      caseId: conv.caseId,
+      kind: 'transcript.emailed',
+      actorKind: 'constituent',
+      conversationId: id,
+    });
   }
 
   /** The constituent, or staff who may act on it, end a conversation. Ending twice is harmless. */

@@ -14,7 +14,37 @@ export class NewWorkSignal {
     if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.onVisible);
   }
 
+  /** The agent's choice, kept in this browser. */
+  get sound(): boolean {
+    return localStorage.getItem('casebridge:sound') === 'on';
+  }
+  set sound(on: boolean) {
+    localStorage.setItem('casebridge:sound', on ? 'on' : 'off');
+  }
+
+  /** A short two-tone chime, synthesised: no audio file to load. */
+  private chime(): void {
+    try {
+      const ctx = new AudioContext();
+      const gain = ctx.createGain();
+      gain.gain.setValueAtTime(0.08, ctx.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.5);
+      gain.connect(ctx.destination);
+      for (const [freq, at] of [[660, 0], [880, 0.15]] as const) {
+        const osc = ctx.createOscillator();
+        osc.frequency.value = freq;
+        osc.connect(gain);
+        osc.start(ctx.currentTime + at);
+        osc.stop(ctx.currentTime + at + 0.3);
+      }
+      setTimeout(() => void ctx.close(), 1000);
+    } catch {
+      // no audio: the title and the badge still say it
+    }
+  }
+
   arrived(c: ConversationSummary): void {
+    if (this.sound) this.chime();
     if (document.visibilityState === 'visible') return;
     this.unseen++;
     document.title = `(${this.unseen}) ${stripCount(document.title)}`;

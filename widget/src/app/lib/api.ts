@@ -58,6 +58,12 @@ export class WidgetApi {
       body: file,
     });
   }
+  emailTranscript(conversationId: string, email: string) {
+    return this.call<{ sent: boolean }>(`/api/conversations/${conversationId}/transcript/email`, {
+      method: 'POST',
+      body: JSON.stringify({ email }),
+    });
+  }
   rate(conversationId: string, score: number, comment?: string) {
     return this.call<void>(`/api/conversations/${conversationId}/rating`, {
       method: 'POST',

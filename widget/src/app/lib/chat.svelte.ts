@@ -23,7 +23,9 @@ const ACK_TIMEOUT_MS = 10_000;
 /** Everything the widget knows about the constituent's chat, and the only place that talks to the server. */
 export class ChatState {
   phase = $state<Phase>('loading');
-  availability = $state<Availability>({ open: true, reason: null });
+  availability = $state<Availability>({ open: true, reason: null, emailTranscript: false });
+  /** The address given in the pre-chat form, offered again for the transcript. */
+  email = $state('');
   conversation = $state<ConstituentConversation | null>(null);
   messages = $state<Message[]>([]);
   pending = $state<PendingView[]>([]);
@@ -77,6 +79,7 @@ export class ChatState {
   }
 
   async start(form: { name: string; email?: string; phone?: string; service?: string; language: 'en' | 'es'; message?: string }) {
+    this.email = form.email ?? '';
     const offline = !this.availability.open;
     const res = await this.api.start({
       ...form,
@@ -271,6 +274,10 @@ export class ChatState {
   transcript() {
     const conv = this.conversation;
     if (conv) void this.api.download(`/api/conversations/${conv.id}/transcript`, `transcript-${conv.caseReference}.txt`);
+  }
+
+  async emailTranscript(email: string): Promise<void> {
+    if (this.conversation) await this.api.emailTranscript(this.conversation.id, email);
   }
 
   download(attachmentId: string, filename: string) {
