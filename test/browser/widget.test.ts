@@ -123,7 +123,7 @@ describe('the chat widget on an agency page, in Chromium', () => {
     // Email the transcript: a bad address is refused in place, a good one gets the public messages.
     await widget().getByLabel('Email me the transcript').fill('maria@');
     await widget().getByRole('button', { name: 'Send transcript' }).click();
-    await widget().getByText('Enter a valid email address, like name@example.com.').waitFor();
+    await widget().getByText('Enter a valid email address, like name@example.com').waitFor();
     await expect(axeViolations(page)).resolves.toEqual([]);
     await widget().getByLabel('Email me the transcript').fill('maria@example.org');
     await widget().getByRole('button', { name: 'Send transcript' }).click();
