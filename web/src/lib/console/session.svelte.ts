@@ -52,15 +52,26 @@ export class ConsoleSession {
 
   /** Returns false when not signed in (the caller sends the user to the sign-in page). */
   async boot(onSessionEnded: () => void): Promise<boolean> {
+    // The socket, who I am and the groups load side by side: the first screen waits for the slowest, not the sum.
+    const socket = connectConsole();
+    this.socket = socket;
+    this.wire(socket, onSessionEnded);
+    const groups = api<{ groups: Group[] }>('/api/groups').catch(() => ({ groups: [] as Group[] }));
     try {
       this.me = await api<Me>('/api/auth/me');
       setCsrfToken(this.me.csrfToken);
     } catch (err) {
+      socket.close();
+      this.socket = null;
       if (err instanceof ApiFailure && err.status === 401) return false;
       throw err;
     }
-    const socket = connectConsole();
-    this.socket = socket;
+    this.syncMyPresence();
+    this.groups = (await groups).groups;
+    return true;
+  }
+
+  private wire(socket: ConsoleSocket, onSessionEnded: () => void): void {
     let connectedBefore = false;
     socket.on('connect', () => {
       this.connection = 'live';
@@ -92,8 +103,6 @@ export class ConsoleSession {
       socket.close();
       onSessionEnded();
     });
-    this.groups = (await api<{ groups: Group[] }>('/api/groups')).groups;
-    return true;
   }
 
   private staffTimer: ReturnType<typeof setTimeout> | undefined;
@@ -104,9 +113,13 @@ export class ConsoleSession {
 
   async loadStaff(): Promise<void> {
     this.staff = (await api<{ staff: StaffMember[] }>('/api/staff')).staff;
-    // Connecting may itself have changed my presence (signing in makes an offline agent available).
+    this.syncMyPresence();
+  }
+
+  /** Connecting may itself change my presence (signing in makes an offline agent available). */
+  private syncMyPresence(): void {
     const mine = this.staff.find((s) => s.id === this.me?.id);
-    if (this.me && mine) this.me = { ...this.me, presence: mine.presence };
+    if (this.me && mine && mine.presence !== this.me.presence) this.me = { ...this.me, presence: mine.presence };
   }
 
   async setPresence(presence: Presence): Promise<void> {
