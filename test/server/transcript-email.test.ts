@@ -1,6 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { backends, eventually, startTestServer, uuid, type Harness } from '../support/harness.js';
 import { startSmtp } from '../support/smtp.js';
+
+// One test starts a second server (a PGlite boot takes seconds on a busy machine).
+jest.setTimeout(60_000);
 
 // The constituent emails themselves the transcript: through a real SMTP server, public messages only.
 describe.each(backends())('transcript by email on %s', (backend) => {

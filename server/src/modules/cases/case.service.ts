@@ -34,6 +34,12 @@ export class CaseService {
     return c;
   }
 
+  /** A case the principal may change: visible, and not an admin (admins read, they do not work cases). */
+  private async workable(p: StaffPrincipal, caseId: string): Promise<CaseRow> {
+    const c = await this.workable(p, caseId);
+    return c;
+  }
+
   async detail(p: StaffPrincipal, caseId: string): Promise<CaseDetail> {
     const c = await this.visible(p, caseId);
     const [names, who, events, links] = await Promise.all([
@@ -85,8 +91,7 @@ export class CaseService {
     caseId: string,
     input: { version: number; status?: CaseStatus; priority?: Priority; tags?: string[] },
   ): Promise<CaseDetail> {
-    const c = await this.visible(p, caseId);
-    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
+    const c = await this.workable(p, caseId);
     if (input.status && input.status !== c.status && !DEFAULT_TRANSITIONS[c.status].includes(input.status)) {
       const message = `A ${label(c.status)} case cannot become ${label(input.status)}`;
       throw new AppError('INVALID_PAYLOAD', message, { issues: [{ path: ['status'], message }] });
@@ -103,35 +108,17 @@ export class CaseService {
     const updated = await this.d.db.transaction(async (tx) => {
       const row = await this.d.cases.update(tx, c.id, input.version, change);
       if (!row) return undefined;
-      if (change.status) {
-        await this.d.cases.addEvent(tx, {
-          caseId: c.id,
-          kind: 'case.status_changed',
-          actorKind: 'agent',
-          actorUserId: p.userId,
-          data: { from: c.status, to: change.status },
-        });
-      }
+      // One timeline entry per kind of change, in the order a reader expects.
+      const events: [kind: string, data: Record<string, unknown>][] = [];
+      if (change.status) events.push(['case.status_changed', { from: c.status, to: change.status }]);
       if (change.tags) {
-        await this.d.cases.addEvent(tx, {
-          caseId: c.id,
-          kind: 'case.tags_changed',
-          actorKind: 'agent',
-          actorUserId: p.userId,
-          data: {
-            added: change.tags.filter((t) => !c.tags.includes(t)),
-            removed: c.tags.filter((t) => !change.tags!.includes(t)),
-          },
-        });
+        const added = change.tags.filter((t) => !c.tags.includes(t));
+        const removed = c.tags.filter((t) => !change.tags!.includes(t));
+        events.push(['case.tags_changed', { added, removed }]);
       }
-      if (change.priority) {
-        await this.d.cases.addEvent(tx, {
-          caseId: c.id,
-          kind: 'case.priority_changed',
-          actorKind: 'agent',
-          actorUserId: p.userId,
-          data: { from: c.priority, to: change.priority },
-        });
+      if (change.priority) events.push(['case.priority_changed', { from: c.priority, to: change.priority }]);
+      for (const [kind, data] of events) {
+        await this.d.cases.addEvent(tx, { caseId: c.id, kind, actorKind: 'agent', actorUserId: p.userId, data });
       }
       await this.d.audit.record(
         {
@@ -159,8 +146,7 @@ export class CaseService {
 
   /** Links two cases of the agency that the agent can both see; linking twice is harmless. */
   async link(p: StaffPrincipal, caseId: string, reference: string): Promise<CaseDetail> {
-    const c = await this.visible(p, caseId);
-    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
+    const c = await this.workable(p, caseId);
     const other = await this.d.cases.findByReference(p.agencyId, reference);
     if (!other || !canSee(p, other)) throw invalidRef(`No case ${reference} that you can see`);
     if (other.id === c.id) throw invalidRef('A case cannot be linked to itself');
@@ -185,8 +171,7 @@ export class CaseService {
   }
 
   async unlink(p: StaffPrincipal, caseId: string, otherId: string): Promise<CaseDetail> {
-    const c = await this.visible(p, caseId);
-    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
+    const c = await this.workable(p, caseId);
     const other = await this.d.cases.findById(otherId);
     if (!other || other.agencyId !== p.agencyId) throw new AppError('NOT_FOUND', 'Case not found');
     await this.d.db.transaction(async (tx) => {
