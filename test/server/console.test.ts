@@ -318,6 +318,9 @@ describe.each(backends())('console API on %s', (backend) => {
     expect(bad.body.error.issues[0].path).toEqual(['status']);
     const empty = await as(avery).patch(`/api/cases/${caseId}`, { version: upd.body.version });
     expect(empty.status).toBe(400);
+    // Admins read cases; they do not work them.
+    expect((await as(admin).get(`/api/cases/${caseId}`)).status).toBe(200);
+    expect((await as(admin).patch(`/api/cases/${caseId}`, { version: upd.body.version, priority: 'low' })).status).toBe(403);
     expect((await as(avery).get(`/api/cases/${caseId}`)).body).toMatchObject({ status: 'resolved', version: upd.body.version });
 
     // Move it to Permits: Jordan (not in Permits) can no longer see the case at all.

@@ -36,7 +36,8 @@ export class CaseService {
 
   /** A case the principal may change: visible, and not an admin (admins read, they do not work cases). */
   private async workable(p: StaffPrincipal, caseId: string): Promise<CaseRow> {
-    const c = await this.workable(p, caseId);
+    const c = await this.visible(p, caseId);
+    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
     return c;
   }
 
