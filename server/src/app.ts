@@ -32,6 +32,9 @@ import { AvailabilityService } from './modules/availability/availability.service
 import { QueueService } from './modules/queue/queue.service.js';
 import { createIo } from './realtime/io.js';
 import { CaseService } from './modules/cases/case.service.js';
+import { CaseTypeRepository } from './modules/case-types/case-type.repository.js';
+import { CaseTypeService } from './modules/case-types/case-type.service.js';
+import { caseTypeRoutes } from './modules/case-types/case-type.routes.js';
 import { caseRoutes } from './modules/cases/case.routes.js';
 import { PresenceService } from './modules/staff/presence.service.js';
 import { staffRoutes } from './modules/staff/staff.routes.js';
@@ -101,7 +104,9 @@ export function createApp(o: AppOptions): App {
     conversations: new ConversationRepository(db),
     messages: new MessageRepository(db),
     attachments: new AttachmentRepository(db),
+    caseTypes: new CaseTypeRepository(db),
   };
+  const caseTypes = new CaseTypeService({ caseTypes: repos.caseTypes, agencies: repos.agencies, audit: repos.audit });
 
   // The notifier needs the Socket.IO server, which needs the services: bind it late.
   let notifier: Notifier | undefined;
@@ -152,6 +157,7 @@ export function createApp(o: AppOptions): App {
     constituents: repos.constituents,
     agencies: repos.agencies,
     users: repos.users,
+    caseTypes,
     audit: repos.audit,
     notifier: lateNotifier,
     queue: new QueueService({ conversations: repos.conversations, notifier: lateNotifier }),
@@ -174,7 +180,7 @@ export function createApp(o: AppOptions): App {
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
   });
 
-  const cases = new CaseService({ db, cases: repos.cases, audit: repos.audit, notifier: lateNotifier });
+  const cases = new CaseService({ db, cases: repos.cases, caseTypes, audit: repos.audit, notifier: lateNotifier });
   // Filled in once Socket.IO exists: whether a user has a socket on any node.
   let userConnected: (userId: string) => Promise<boolean> = async () => false;
   const presence = new PresenceService({
@@ -229,6 +235,7 @@ export function createApp(o: AppOptions): App {
   );
   api.use(conversationRoutes({ conversations, messages }));
   api.use(caseRoutes({ cases }));
+  api.use(caseTypeRoutes({ caseTypes }));
   api.use(staffRoutes({ presence, agencies: repos.agencies }));
   api.use(notFoundApi);
   app.use('/api', api);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Channel, ConversationSummary, Id, Priority, CaseStatus, Role } from './schemas.js';
+import { FieldDef } from './case-types.js';
 
 // ---- inbox ---------------------------------------------------------------------------------------
 
@@ -109,6 +110,9 @@ export const CaseDetail = z.object({
   assigneeName: z.string().nullable(),
   version: z.number().int(),
   tags: z.array(z.string()),
+  caseType: z.object({ id: Id, name: z.string(), fields: z.array(FieldDef) }).nullable(),
+  /** Custom field values. */
+  fields: z.record(z.string(), z.unknown()),
   /** Cases linked to this one (both directions), visible or not: a link names only the reference. */
   links: z.array(z.object({ id: Id, reference: z.string(), title: z.string(), status: CaseStatus })),
   /** Statuses the workflow allows from the current one. */
@@ -138,8 +142,12 @@ export const CaseUpdateInput = z
     priority: Priority.optional(),
     /** The whole new set of tags. */
     tags: z.array(Tag).max(20, 'A case can have at most 20 tags').optional(),
+    /** Set the case type (its fields then apply). */
+    caseTypeId: Id.optional(),
+    /** Custom field values to set (others keep theirs); null clears one. */
+    fields: z.record(z.string(), z.unknown()).optional(),
   })
-  .refine((u) => u.status !== undefined || u.priority !== undefined || u.tags !== undefined, {
+  .refine((u) => Object.keys(u).some((k) => k !== 'version'), {
     message: 'Nothing to change',
     path: ['status'],
   });

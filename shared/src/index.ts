@@ -4,3 +4,4 @@ export * from './schemas.js';
 export * from './realtime.js';
 export * from './widget-protocol.js';
 export * from './console.js';
+export * from './case-types.js';

@@ -252,8 +252,10 @@ export const StartConversationInput = z.strictObject({
     .trim()
     .regex(/^\+?[0-9 ()-]{7,20}$/, 'Phone number is not valid')
     .optional(),
-  /** Free text until the service catalog exists. */
+  /** What they need, in their words (the "Other" choice). */
   service: z.string().trim().max(200).optional(),
+  /** A published service of the agency's catalog: the case gets its case type. */
+  serviceId: Id.optional(),
   language: Language.default('en'),
   /** The first message, if the constituent typed one into the pre-chat form. */
   message: MessageBody.optional(),

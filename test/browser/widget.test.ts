@@ -221,6 +221,21 @@ describe('the chat widget on an agency page, in Chromium', () => {
     expect(list.body.conversations.map((c: { caseReference: string }) => c.caseReference)).toContain(ref);
   });
 
+  it('reflows at 320 px wide: no sideways scrolling, everything reachable, 0 axe violations', async () => {
+    await page.setViewportSize({ width: 320, height: 640 });
+    await page.goto(`${h.url}/demo`);
+    await page.getByRole('button', { name: 'Chat with us' }).click();
+    const w = widget();
+    await w.getByLabel('Your name').waitFor();
+    const frame = page.frames().find((f) => f.url().includes('/widget/'))!;
+    const overflow = await frame.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    const box = await page.locator('iframe[title="Chat"]').boundingBox();
+    expect(box!.width).toBeLessThanOrEqual(320);
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'widget-320px.png') });
+  });
+
   describe('embedding from another origin', () => {
     let other: Server;
     let otherUrl: string;
@@ -231,7 +246,7 @@ describe('the chat widget on an agency page, in Chromium', () => {
         res.setHeader('content-type', 'text/html');
         res.end(
           `<!doctype html><html lang="en"><head><title>Partner site</title></head><body><main><h1>Partner site</h1></main>` +
-            `<script src="${h.url}/widget.js" data-agency="springfield-demo" async></script></body></html>`,
+            `<script src="${h.url}/widget.js" data-agency="springfield-demo" data-service="Missed trash pickup" async></script></body></html>`,
         );
       });
       await new Promise<void>((r) => other.listen(port, '127.0.0.1', r));
@@ -248,6 +263,8 @@ describe('the chat widget on an agency page, in Chromium', () => {
       await h.server.database.db.execute(sql`update agencies set allowed_origins = ${JSON.stringify([otherUrl])}::jsonb`);
       await page.reload();
       await page.getByRole('button', { name: 'Chat with us' }).click();
+      // data-service on the tag fills in what the visitor is asking about.
+      expect(await widget().getByLabel(/What do you need help with/).inputValue()).toBe('Missed trash pickup');
       await widget().getByLabel('Your name').fill('Cross Origin');
       await widget().getByRole('button', { name: 'Start chat' }).click();
       await widget().getByText(/in line/).waitFor();

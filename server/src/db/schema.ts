@@ -13,7 +13,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { BusinessHours } from '@casebridge/shared';
+import type { BusinessHours, FieldDef, LocalText } from '@casebridge/shared';
 
 // Timestamps come back as ISO-ish strings (mode 'string'): the same on PGlite and node-postgres,
 // and no time-zone surprises from Date conversions.
@@ -138,6 +138,51 @@ export const widgetSessions = pgTable('widget_sessions', {
   revokedAt: ts('revoked_at'),
 });
 
+/**
+ * A kind of case (pothole report, parking permit…): its custom fields, defaults and workflow. Fields are only
+ * ever added or relaxed, never removed or retyped, so existing cases stay valid; `version` counts changes.
+ */
+export const caseTypes = pgTable(
+  'case_types',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    name: text('name').notNull(),
+    prefix: text('prefix').notNull(),
+    fields: jsonb('fields').$type<FieldDef[]>().notNull().default(sql`'[]'::jsonb`),
+    defaultGroupId: uuid('default_group_id').references(() => groups.id, { onDelete: 'set null' }),
+    defaultPriority: text('default_priority', { enum: ['low', 'normal', 'high', 'urgent'] }).notNull().default('normal'),
+    retentionDays: integer('retention_days').notNull().default(2555),
+    transitions: jsonb('transitions').$type<Record<string, string[]>>(),
+    version: integer('version').notNull().default(1),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('case_types_name_uq').on(t.agencyId, t.name),
+    uniqueIndex('case_types_prefix_uq').on(t.agencyId, t.prefix),
+  ],
+);
+
+/** The agency's service catalog: what a constituent can ask for, and the case type each request creates. */
+export const serviceDefinitions = pgTable(
+  'service_definitions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    caseTypeId: uuid('case_type_id').notNull().references(() => caseTypes.id, { onDelete: 'restrict' }),
+    title: jsonb('title').$type<LocalText>().notNull(),
+    description: jsonb('description').$type<LocalText>().notNull(),
+    category: text('category').notNull(),
+    keywords: text('keywords').array().notNull().default(sql`'{}'::text[]`),
+    questions: jsonb('questions').$type<{ fieldKey: string; prompt: LocalText }[]>().notNull().default(sql`'[]'::jsonb`),
+    channels: text('channels').array().notNull().default(sql`'{web,portal}'::text[]`),
+    languages: text('languages').array().notNull().default(sql`'{en,es}'::text[]`),
+    published: boolean('published').notNull().default(true),
+    createdAt: createdAt(),
+  },
+  (t) => [index('service_definitions_agency_ix').on(t.agencyId)],
+);
+
 /** Reference numbers are per agency and year, gap-tolerant but never reused. */
 export const caseCounters = pgTable(
   'case_counters',
@@ -163,8 +208,10 @@ export const cases = pgTable(
     constituentId: uuid('constituent_id').references(() => constituents.id, { onDelete: 'set null' }),
     groupId: uuid('group_id').references(() => groups.id, { onDelete: 'set null' }),
     assigneeId: uuid('assignee_id').references(() => users.id, { onDelete: 'set null' }),
-    /** Case types arrive with the case-management work; free until then. */
-    caseTypeId: uuid('case_type_id'),
+    /** What kind of case it is: its fields, workflow and reference prefix. Null until an agent or a service sets it. */
+    caseTypeId: uuid('case_type_id').references(() => caseTypes.id, { onDelete: 'restrict' }),
+    /** Custom field values, checked against the case type on every write. */
+    customFields: jsonb('custom_fields').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     /** Free labels agents put on a case ("pothole", "follow-up"), lower case, for filtering. */
     tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
     version: integer('version').notNull().default(1),

@@ -2,6 +2,7 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { agencies, cannedResponses, groupMemberships, groups, users } from './schema.js';
 import { hashPassword } from '../modules/auth/password.js';
+import { seedCatalog } from './seed-catalog.js';
 
 export const DEMO_AGENCY_KEY = 'springfield-demo';
 
@@ -74,6 +75,7 @@ export async function seedDemo(db: Db, opts: { password: string; allowedOrigins:
           .onConflictDoNothing();
       }
     }
+    await seedCatalog(tx, agencyId, groupId);
     await tx
       .insert(cannedResponses)
       .values(DEMO_CANNED.map((c) => ({ agencyId, ...c })))

@@ -18,6 +18,7 @@ const script = document.currentScript as HTMLScriptElement | null;
 const src = script?.src ?? '';
 const agency = script?.dataset.agency ?? '';
 const lang = script?.dataset.lang === 'es' ? 'es' : 'en';
+const service = script?.dataset.service ?? '';
 const widgetOrigin = src ? new URL(src).origin : location.origin;
 const label = lang === 'es' ? 'Chatea con nosotros' : 'Chat with us';
 
@@ -55,6 +56,7 @@ function start() {
   const frame = document.createElement('iframe');
   frame.title = 'Chat';
   const params = new URLSearchParams({ agency, lang, host: location.origin });
+  if (service) params.set('service', service.slice(0, 200));
   frame.src = `${widgetOrigin}/widget/?${params}`;
   root.append(style, frame, launcher);
   document.body.appendChild(host);

@@ -23,7 +23,15 @@ export class CaseRepository {
 
   async create(
     tx: Tx,
-    input: { agencyId: string; reference: string; title: string; constituentId: string; groupId: string },
+    input: {
+      agencyId: string;
+      reference: string;
+      title: string;
+      constituentId: string;
+      groupId: string;
+      caseTypeId?: string | null;
+      priority?: Priority;
+    },
   ): Promise<CaseRow> {
     const [row] = await tx.insert(cases).values(input).returning();
     return row!;
@@ -144,7 +152,13 @@ export class CaseRepository {
     tx: Tx,
     caseId: string,
     version: number,
-    change: { status?: CaseStatus; priority?: Priority; tags?: string[] },
+    change: {
+      status?: CaseStatus;
+      priority?: Priority;
+      tags?: string[];
+      caseTypeId?: string;
+      customFields?: Record<string, unknown>;
+    },
   ): Promise<CaseRow | undefined> {
     const [row] = await tx
       .update(cases)

@@ -1,4 +1,5 @@
-import { DEFAULT_TRANSITIONS, type CaseDetail, type CaseStatus, type Priority } from '@casebridge/shared';
+import { DEFAULT_TRANSITIONS, validateFields, type CaseDetail, type CaseStatus, type Priority } from '@casebridge/shared';
+import type { CaseTypeRow } from '../case-types/case-type.repository.js';
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { toIso } from '../../lib/time.js';
@@ -10,6 +11,7 @@ import type { CaseRepository, CaseRow } from './case.repository.js';
 export interface CaseDeps {
   db: Db;
   cases: CaseRepository;
+  caseTypes: { get(agencyId: string, id: string): Promise<CaseTypeRow | undefined> };
   audit: AuditRepository;
   notifier: Notifier;
 }
@@ -18,6 +20,11 @@ export interface CaseDeps {
  * Who may see a case: staff of its agency in its group, its assignee, and admins. Anything else is
  * NOT_FOUND, so case ids cannot be probed.
  */
+/** Where a case may go next: its type's workflow if it defines one, else the shipped default. */
+function transitionsFor(type: CaseTypeRow | undefined): Record<CaseStatus, CaseStatus[]> {
+  return { ...DEFAULT_TRANSITIONS, ...((type?.transitions as Partial<Record<CaseStatus, CaseStatus[]>> | null) ?? {}) };
+}
+
 function canSee(p: StaffPrincipal, c: CaseRow): boolean {
   if (c.agencyId !== p.agencyId) return false;
   if (p.role === 'admin') return true;
@@ -43,11 +50,12 @@ export class CaseService {
 
   async detail(p: StaffPrincipal, caseId: string): Promise<CaseDetail> {
     const c = await this.visible(p, caseId);
-    const [names, who, events, links] = await Promise.all([
+    const [names, who, events, links, type] = await Promise.all([
       this.d.cases.names(c),
       this.d.cases.constituentOf(c),
       this.d.cases.timeline(c.id),
       this.d.cases.links(c.id),
+      c.caseTypeId ? this.d.caseTypes.get(c.agencyId, c.caseTypeId) : Promise.resolve(undefined),
     ]);
     return {
       id: c.id,
@@ -60,8 +68,10 @@ export class CaseService {
       ...names,
       version: c.version,
       tags: c.tags,
+      caseType: type ? { id: type.id, name: type.name, fields: type.fields } : null,
+      fields: c.customFields,
       links,
-      allowedStatuses: DEFAULT_TRANSITIONS[c.status],
+      allowedStatuses: transitionsFor(type)[c.status],
       constituent: who
         ? {
             id: who.person.id,
@@ -90,12 +100,40 @@ export class CaseService {
   async update(
     p: StaffPrincipal,
     caseId: string,
-    input: { version: number; status?: CaseStatus; priority?: Priority; tags?: string[] },
+    input: {
+      version: number;
+      status?: CaseStatus;
+      priority?: Priority;
+      tags?: string[];
+      caseTypeId?: string;
+      fields?: Record<string, unknown>;
+    },
   ): Promise<CaseDetail> {
     const c = await this.workable(p, caseId);
-    if (input.status && input.status !== c.status && !DEFAULT_TRANSITIONS[c.status].includes(input.status)) {
-      const message = `A ${label(c.status)} case cannot become ${label(input.status)}`;
-      throw new AppError('INVALID_PAYLOAD', message, { issues: [{ path: ['status'], message }] });
+    const typeId = input.caseTypeId ?? c.caseTypeId;
+    const type = typeId ? await this.d.caseTypes.get(p.agencyId, typeId) : undefined;
+    if (input.caseTypeId && !type) throw issue('caseTypeId', 'No such case type');
+    if (input.status && input.status !== c.status && !transitionsFor(type)[c.status].includes(input.status)) {
+      throw issue('status', `A ${label(c.status)} case cannot become ${label(input.status)}`);
+    }
+    let customFields: Record<string, unknown> | undefined;
+    if (input.fields || input.caseTypeId) {
+      if (!type) throw issue('fields', 'Choose a case type before filling in its fields');
+      const merged = { ...c.customFields, ...(input.fields ?? {}) };
+      for (const [k, v] of Object.entries(merged)) if (v === null) delete merged[k];
+      const problems = validateFields(type.fields, merged, { partial: true });
+      if (problems.length) throw new AppError('INVALID_PAYLOAD', problems[0]!.message, { issues: problems });
+      customFields = merged;
+    }
+    // A case is decided with its required fields filled in: resolving or closing checks them all.
+    const finalStatus = input.status ?? c.status;
+    if (type && input.status && input.status !== c.status && (finalStatus === 'resolved' || finalStatus === 'closed')) {
+      const missing = validateFields(type.fields, customFields ?? c.customFields);
+      if (missing.length) {
+        throw new AppError('INVALID_PAYLOAD', `Fill in the required fields first: ${missing.map((m) => m.message).join('; ')}`, {
+          issues: missing,
+        });
+      }
     }
     const tags = input.tags ? [...new Set(input.tags)].sort() : undefined;
     const sameTags = tags && tags.length === c.tags.length && tags.every((t, i) => t === [...c.tags].sort()[i]);
@@ -103,6 +141,8 @@ export class CaseService {
       ...(input.status && input.status !== c.status ? { status: input.status } : {}),
       ...(input.priority && input.priority !== c.priority ? { priority: input.priority } : {}),
       ...(tags && !sameTags ? { tags } : {}),
+      ...(input.caseTypeId && input.caseTypeId !== c.caseTypeId ? { caseTypeId: input.caseTypeId } : {}),
+      ...(customFields && JSON.stringify(customFields) !== JSON.stringify(c.customFields) ? { customFields } : {}),
     };
     if (Object.keys(change).length === 0) return this.detail(p, caseId);
 
@@ -118,6 +158,13 @@ export class CaseService {
         events.push(['case.tags_changed', { added, removed }]);
       }
       if (change.priority) events.push(['case.priority_changed', { from: c.priority, to: change.priority }]);
+      if (change.caseTypeId) events.push(['case.type_changed', { to: type!.name }]);
+      if (change.customFields) {
+        const changed = Object.keys({ ...c.customFields, ...change.customFields }).filter(
+          (k) => JSON.stringify(c.customFields[k]) !== JSON.stringify(change.customFields![k]),
+        );
+        events.push(['case.fields_changed', { fields: changed }]);
+      }
       for (const [kind, data] of events) {
         await this.d.cases.addEvent(tx, { caseId: c.id, kind, actorKind: 'agent', actorUserId: p.userId, data });
       }
@@ -188,6 +235,10 @@ export class CaseService {
     this.announce(c);
     return this.detail(p, caseId);
   }
+}
+
+function issue(field: string, message: string): AppError {
+  return new AppError('INVALID_PAYLOAD', message, { issues: [{ path: [field], message }] });
 }
 
 function invalidRef(message: string): AppError {

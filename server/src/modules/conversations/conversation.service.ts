@@ -23,6 +23,7 @@ import { assertStaffCanAct, assertVisible } from './conversation.access.js';
 import { toConstituentView, toMessage, toSummary } from './conversation.mapper.js';
 import type { ConversationRepository, ConversationView, StaffScope } from './conversation.repository.js';
 import type { UserRepository } from '../users/user.repository.js';
+import type { CaseTypeService } from '../case-types/case-type.service.js';
 import type { Mailer } from '../../lib/mailer.js';
 import type { Limiter } from '../../lib/rate-limit.js';
 import type { QueueService } from '../queue/queue.service.js';
@@ -35,6 +36,7 @@ export interface ConversationDeps {
   constituents: ConstituentRepository;
   agencies: AgencyRepository;
   users: UserRepository;
+  caseTypes: Pick<CaseTypeService, 'findPublished' | 'get'>;
   audit: AuditRepository;
   notifier: Notifier;
   queue: QueueService;
@@ -185,7 +187,15 @@ export class ConversationService {
   ): Promise<{ conversation: ConstituentConversation; message: Message | null; created: boolean }> {
     const agency = await this.d.agencies.findById(p.agencyId);
     if (!agency) throw new AppError('NOT_FOUND', 'Agency not found');
-    const groupId = await this.d.agencies.defaultGroupId(p.agencyId);
+    // A service from the catalog decides the case type, and with it the reference prefix and the group.
+    const service = input.serviceId ? await this.d.caseTypes.findPublished(p.agencyId, input.serviceId, 'web') : undefined;
+    if (input.serviceId && !service) {
+      throw new AppError('INVALID_PAYLOAD', 'That service is not offered here', {
+        issues: [{ path: ['serviceId'], message: 'That service is not offered here' }],
+      });
+    }
+    const caseType = service ? await this.d.caseTypes.get(p.agencyId, service.caseTypeId) : undefined;
+    const groupId = caseType?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(p.agencyId));
     if (!groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking chats yet', { retryable: false });
 
     let outcome: { conversationId: string; created: boolean; messageId: string | null };
@@ -213,14 +223,17 @@ export class ConversationService {
         }
 
         const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
-        const reference = await this.d.cases.nextReference(tx, p.agencyId, agency.casePrefix, year);
-        const title = input.service ? `Web chat: ${input.service}` : 'Web chat';
+        const reference = await this.d.cases.nextReference(tx, p.agencyId, caseType?.prefix ?? agency.casePrefix, year);
+        const about = service?.title.en ?? input.service;
+        const title = about ? `Web chat: ${about}` : 'Web chat';
         const kase = await this.d.cases.create(tx, {
           agencyId: p.agencyId,
           reference,
           title,
           constituentId: p.constituentId,
           groupId,
+          caseTypeId: caseType?.id ?? null,
+          priority: caseType?.defaultPriority ?? 'normal',
         });
         const conv = await this.d.conversations.create(tx, {
           agencyId: p.agencyId,
@@ -237,7 +250,7 @@ export class ConversationService {
           kind: 'conversation.started',
           actorKind: 'constituent',
           conversationId: conv.id,
-          data: { channel: 'web', service: input.service ?? null, offline: input.offline },
+          data: { channel: 'web', service: about ?? null, offline: input.offline },
         });
         let messageId: string | null = null;
         if (input.message) {

@@ -1,0 +1,183 @@
+import {
+  CaseTypeInput,
+  ServiceDefinitionInput,
+  type CaseType,
+  type FieldDef,
+  type Language,
+  type PublicService,
+  type ServiceDefinition,
+} from '@casebridge/shared';
+import type { z } from 'zod';
+import { pgConstraint, pgErrorCode } from '../../db/client.js';
+import { AppError } from '../../errors.js';
+import type { AgencyRepository } from '../agencies/agency.repository.js';
+import type { AuditRepository } from '../audit/audit.repository.js';
+import type { StaffPrincipal } from '../principal.js';
+import type { CaseTypeRepository, CaseTypeRow, ServiceRow } from './case-type.repository.js';
+
+type CaseTypeValues = z.output<typeof CaseTypeInput>;
+
+function invalid(path: (string | number)[], message: string): AppError {
+  return new AppError('INVALID_PAYLOAD', message, { issues: [{ path, message }] });
+}
+
+function assertAdmin(p: StaffPrincipal): void {
+  if (p.role !== 'admin') throw new AppError('FORBIDDEN', 'Only admins configure case types and services');
+}
+
+export function toCaseType(r: CaseTypeRow): CaseType {
+  return {
+    id: r.id,
+    name: r.name,
+    prefix: r.prefix,
+    fields: r.fields,
+    defaultGroupId: r.defaultGroupId,
+    defaultPriority: r.defaultPriority,
+    retentionDays: r.retentionDays,
+    transitions: (r.transitions as CaseType['transitions']) ?? null,
+    version: r.version,
+  };
+}
+
+function toService(r: ServiceRow): ServiceDefinition {
+  return {
+    id: r.id,
+    title: r.title,
+    description: r.description,
+    category: r.category,
+    keywords: r.keywords,
+    caseTypeId: r.caseTypeId,
+    questions: r.questions,
+    channels: r.channels as ServiceDefinition['channels'],
+    languages: r.languages as ServiceDefinition['languages'],
+    published: r.published,
+  };
+}
+
+/**
+ * Changing a case type must never break a case that already exists: fields may be added, relabelled, made
+ * optional or given more options; they may not be removed, retyped, made required, or lose options.
+ */
+function assertAdditive(before: FieldDef[], after: FieldDef[]): void {
+  const next = new Map(after.map((f) => [f.key, f]));
+  before.forEach((old) => {
+    const at = ['fields', after.findIndex((f) => f.key === old.key)];
+    const f = next.get(old.key);
+    if (!f) throw invalid(['fields'], `Field “${old.key}” cannot be removed: existing cases may hold it`);
+    if (f.type !== old.type) throw invalid([...at, 'type'], `Field “${old.key}” cannot change type`);
+    if (f.required && !old.required) throw invalid([...at, 'required'], `Field “${old.key}” cannot become required`);
+    const lost = (old.options ?? []).filter((o) => !(f.options ?? []).includes(o));
+    if (lost.length) throw invalid([...at, 'options'], `Field “${old.key}” cannot lose options (${lost.join(', ')})`);
+  });
+}
+
+function assertUniqueKeys(fields: FieldDef[]): void {
+  const seen = new Set<string>();
+  fields.forEach((f, i) => {
+    if (seen.has(f.key)) throw invalid(['fields', i, 'key'], `Two fields share the key “${f.key}”`);
+    seen.add(f.key);
+  });
+}
+
+export class CaseTypeService {
+  constructor(
+    private readonly d: { caseTypes: CaseTypeRepository; agencies: AgencyRepository; audit: AuditRepository },
+  ) {}
+
+  async list(p: StaffPrincipal): Promise<CaseType[]> {
+    return (await this.d.caseTypes.list(p.agencyId)).map(toCaseType);
+  }
+
+  async get(agencyId: string, id: string): Promise<CaseTypeRow | undefined> {
+    return this.d.caseTypes.find(agencyId, id);
+  }
+
+  private async checkGroup(p: StaffPrincipal, groupId: string | null): Promise<void> {
+    if (groupId && !(await this.d.agencies.findGroup(p.agencyId, groupId))) throw invalid(['defaultGroupId'], 'No such group');
+  }
+
+  private uniqueness(err: unknown): never {
+    if (pgErrorCode(err) === '23505') {
+      const field = pgConstraint(err) === 'case_types_prefix_uq' ? 'prefix' : 'name';
+      throw invalid([field], `Another case type already uses this ${field}`);
+    }
+    throw err;
+  }
+
+  async create(p: StaffPrincipal, input: CaseTypeValues): Promise<CaseType> {
+    assertAdmin(p);
+    assertUniqueKeys(input.fields);
+    await this.checkGroup(p, input.defaultGroupId);
+    const row = await this.d.caseTypes
+      .create({ agencyId: p.agencyId, ...input, transitions: input.transitions ?? null })
+      .catch((err) => this.uniqueness(err));
+    await this.audit(p, 'case_type.create', row.id);
+    return toCaseType(row);
+  }
+
+  async update(p: StaffPrincipal, id: string, version: number, input: CaseTypeValues): Promise<CaseType> {
+    assertAdmin(p);
+    const current = await this.d.caseTypes.find(p.agencyId, id);
+    if (!current) throw new AppError('NOT_FOUND', 'Case type not found');
+    const stale = new AppError('CONFLICT', 'Someone else changed this case type. Reload it and try again.');
+    if (current.version !== version) throw stale;
+    assertUniqueKeys(input.fields);
+    assertAdditive(current.fields, input.fields);
+    if (input.prefix !== current.prefix) throw invalid(['prefix'], 'The reference prefix cannot change: references are never reused');
+    await this.checkGroup(p, input.defaultGroupId);
+    const row = await this.d.caseTypes
+      .update(id, version, { ...input, transitions: input.transitions ?? null })
+      .catch((err) => this.uniqueness(err));
+    if (!row) throw stale;
+    await this.audit(p, 'case_type.update', id);
+    return toCaseType(row);
+  }
+
+  async listServices(p: StaffPrincipal): Promise<ServiceDefinition[]> {
+    return (await this.d.caseTypes.listServices(p.agencyId)).map(toService);
+  }
+
+  /** The published catalog for one channel, in the constituent's language (Spanish falls back to English). */
+  async publicCatalog(agencyId: string, channel: 'web' | 'portal', lang: Language): Promise<PublicService[]> {
+    const rows = await this.d.caseTypes.listServices(agencyId);
+    return rows
+      .filter((r) => r.published && r.channels.includes(channel))
+      .map((r) => ({
+        id: r.id,
+        title: (lang === 'es' && r.title.es) || r.title.en,
+        description: (lang === 'es' && r.description.es) || r.description.en,
+        category: r.category,
+      }));
+  }
+
+  async findPublished(agencyId: string, id: string, channel: 'web' | 'portal'): Promise<ServiceRow | undefined> {
+    const row = await this.d.caseTypes.findService(agencyId, id);
+    return row && row.published && row.channels.includes(channel) ? row : undefined;
+  }
+
+  async createService(p: StaffPrincipal, input: z.output<typeof ServiceDefinitionInput>): Promise<ServiceDefinition> {
+    assertAdmin(p);
+    const type = await this.d.caseTypes.find(p.agencyId, input.caseTypeId);
+    if (!type) throw invalid(['caseTypeId'], 'No such case type');
+    input.questions.forEach((q, i) => {
+      if (!type.fields.some((f) => f.key === q.fieldKey)) {
+        throw invalid(['questions', i, 'fieldKey'], `The case type has no field “${q.fieldKey}”`);
+      }
+    });
+    const row = await this.d.caseTypes.createService({ agencyId: p.agencyId, ...input });
+    await this.audit(p, 'service.create', row.id);
+    return toService(row);
+  }
+
+  private async audit(p: StaffPrincipal, action: string, objectId: string): Promise<void> {
+    await this.d.audit.record({
+      agencyId: p.agencyId,
+      actorKind: 'staff',
+      actorId: p.userId,
+      action,
+      objectType: action.split('.')[0],
+      objectId,
+      outcome: 'success',
+    });
+  }
+}

@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { CaseType, PublicService } from '@casebridge/shared';
+import { backends, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+
+// Case types with custom fields, and the service catalog that turns a widget chat into a typed case.
+describe.each(backends())('case types and the service catalog on %s', (backend) => {
+  let h: Harness;
+  let admin: StaffSession;
+  let agent: StaffSession;
+
+  beforeAll(async () => {
+    h = await startTestServer(backend);
+    [admin, agent] = await Promise.all([h.login('admin@demo.gov'), h.login('agent@demo.gov')]);
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  const as = (s: StaffSession) => ({
+    get: (path: string) => h.http.get(path).set('Cookie', s.cookie),
+    post: (path: string, body: object) => h.http.post(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
+    put: (path: string, body: object) => h.http.put(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
+    patch: (path: string, body: object) => h.http.patch(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
+  });
+  const field = (res: { body: { error: { issues: { path: unknown[] }[] } } }) => res.body.error.issues[0]!.path;
+
+  it('ships the demo catalog: four case types and eight services in English and Spanish', async () => {
+    const types = (await as(agent).get('/api/case-types')).body.caseTypes as CaseType[];
+    expect(types.map((t) => t.prefix).sort()).toEqual(['BEN', 'PRM', 'REC', 'STR']);
+    const { token } = await h.widgetSession();
+    const es = (await h.http.get('/api/widget/services?lang=es').set('Authorization', `Bearer ${token}`)).body.services as PublicService[];
+    expect(es).toHaveLength(8);
+    expect(es.map((s) => s.title)).toContain('Solicitar un permiso de estacionamiento residencial');
+    const en = (await h.http.get('/api/widget/services').set('Authorization', `Bearer ${token}`)).body.services as PublicService[];
+    expect(en.map((s) => s.title)).toContain('Apply for a residential parking permit');
+    expect((await h.http.get('/api/widget/services')).status).toBe(401);
+  });
+
+  it('lets only admins define case types, and refuses bad definitions naming the field', async () => {
+    const good = {
+      name: 'Tree trimming',
+      prefix: 'tre',
+      fields: [{ key: 'species', label: { en: 'Species' }, type: 'text', required: true }],
+    };
+    expect((await as(agent).post('/api/admin/case-types', good)).status).toBe(403);
+    const bad: [object, unknown[]][] = [
+      [{ ...good, prefix: 'T1' }, ['prefix']],
+      [{ ...good, name: '' }, ['name']],
+      [{ ...good, fields: [{ key: 'zone', label: { en: 'Zone' }, type: 'select' }] }, ['fields', 0, 'options']],
+      [{ ...good, fields: [{ key: 'Bad Key', label: { en: 'x' }, type: 'text' }] }, ['fields', 0, 'key']],
+      [{ ...good, fields: [good.fields[0], good.fields[0]] }, ['fields', 1, 'key']],
+      [{ ...good, surprise: true }, []],
+      [{ ...good, prefix: 'PRM' }, ['prefix']],
+    ];
+    for (const [body, path] of bad) {
+      const res = await as(admin).post('/api/admin/case-types', body);
+      expect(res.status).toBe(400);
+      if (path.length) expect(field(res)).toEqual(path);
+    }
+    const created = await as(admin).post('/api/admin/case-types', good);
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ prefix: 'TRE', version: 1 });
+  });
+
+  it('changes a case type only additively, so existing cases stay valid', async () => {
+    const base = {
+      name: 'Noise complaint',
+      prefix: 'NOI',
+      fields: [{ key: 'source', label: { en: 'Source' }, type: 'select', options: ['Party', 'Construction'] }],
+    };
+    const ct = (await as(admin).post('/api/admin/case-types', base)).body as CaseType;
+    const put = (body: object, version = ct.version) => as(admin).put(`/api/admin/case-types/${ct.id}`, { ...base, version, ...body });
+    expect(field(await put({ fields: [] }))).toEqual(['fields']);
+    expect(field(await put({ fields: [{ ...base.fields[0], type: 'text' }] }))).toEqual(['fields', 0, 'type']);
+    expect(field(await put({ fields: [{ ...base.fields[0], options: ['Party'] }] }))).toEqual(['fields', 0, 'options']);
+    expect(field(await put({ fields: [{ ...base.fields[0], required: true }] }))).toEqual(['fields', 0, 'required']);
+    expect(field(await put({ prefix: 'NOS' }))).toEqual(['prefix']);
+    const grown = await put({
+      fields: [
+        { ...base.fields[0], options: ['Party', 'Construction', 'Traffic'] },
+        { key: 'night', label: { en: 'At night?' }, type: 'yes_no' },
+      ],
+    });
+    expect(grown.status).toBe(200);
+    expect(grown.body.version).toBe(2);
+    expect((await put({}, 1)).status).toBe(409);
+  });
+
+  it('a chat started for a catalog service becomes a typed case with its prefix, group and fields', async () => {
+    const { token } = await h.widgetSession();
+    const services = (await h.http.get('/api/widget/services').set('Authorization', `Bearer ${token}`)).body.services as PublicService[];
+    const permit = services.find((s) => s.title === 'Apply for a residential parking permit')!;
+    const bad = await h.http
+      .post('/api/widget/conversations')
+      .set('Authorization', `Bearer ${token}`)
+      .send({ name: 'Pat', serviceId: uuid() });
+    expect(bad.status).toBe(400);
+    expect(field(bad)).toEqual(['serviceId']);
+
+    const conv = await h.startConversation(token, { name: 'Pat Permit', serviceId: permit.id });
+    expect(conv.caseReference).toMatch(/^PRM-\d{4}-\d{6}$/);
+    // Permits is Avery's group: the case is there, typed.
+    const summary = (await as(agent).get(`/api/conversations/${conv.id}`)).body;
+    expect(summary.groupName).toBe('Permits');
+    const sock = await h.staffSocket(agent);
+    await sock.emitWithAck('conversation:claim', { conversationId: conv.id });
+    const path = `/api/cases/${summary.caseId}`;
+    let detail = (await as(agent).get(path)).body;
+    expect(detail.caseType.name).toBe('Residential parking permit');
+    expect(detail.title).toBe('Web chat: Apply for a residential parking permit');
+
+    // Field values are checked against the type on every write; nothing changes on a bad one.
+    for (const [fields, at] of [
+      [{ zone: 'Z' }, ['fields', 'zone']],
+      [{ plate: 42 }, ['fields', 'plate']],
+      [{ start_date: '2026-02-30x' }, ['fields', 'start_date']],
+      [{ colour: 'red' }, ['fields', 'colour']],
+    ] as const) {
+      const res = await as(agent).patch(path, { version: detail.version, fields });
+      expect(res.status).toBe(400);
+      expect(field(res)).toEqual(at);
+    }
+    const partial = await as(agent).patch(path, { version: detail.version, fields: { plate: 'SPR 123', zone: 'B' } });
+    expect(partial.status).toBe(200);
+    expect(partial.body.fields).toEqual({ plate: 'SPR 123', zone: 'B' });
+    detail = partial.body;
+
+    // Resolving needs every required field.
+    const early = await as(agent).patch(path, { version: detail.version, status: 'resolved' });
+    expect(early.status).toBe(400);
+    expect(early.body.error.issues.map((i: { path: string[] }) => i.path)).toEqual([['fields', 'address']]);
+    const filled = await as(agent).patch(path, { version: detail.version, fields: { address: '12 Elm St' }, status: 'resolved' });
+    expect(filled.status).toBe(200);
+    expect(filled.body.status).toBe('resolved');
+    expect(filled.body.events.map((e: { kind: string }) => e.kind)).toEqual(
+      expect.arrayContaining(['case.fields_changed', 'case.status_changed']),
+    );
+  });
+});
