@@ -195,8 +195,11 @@ describe('the chat widget on an agency page, in Chromium', () => {
     await widget().getByLabel('Language').selectOption('es');
     await widget().getByRole('heading', { name: 'Chatea con nosotros', level: 2 }).waitFor();
     await widget().getByLabel('Su nombre').fill('Lucía');
+    // The service catalog speaks Spanish too; choosing a service makes a typed case (permit → PRM-…).
+    await widget().getByLabel('¿En qué necesita ayuda?').selectOption({ label: 'Solicitar un permiso de estacionamiento residencial' });
     await widget().getByRole('button', { name: 'Iniciar chat' }).click();
     await widget().getByText('Usted es el número', { exact: false }).waitFor();
+    await widget().getByText(/PRM-\d{4}-\d{6}/).waitFor();
     await expect(axeViolations(page)).resolves.toEqual([]);
     await shot('spanish');
   });
@@ -264,7 +267,9 @@ describe('the chat widget on an agency page, in Chromium', () => {
       await page.reload();
       await page.getByRole('button', { name: 'Chat with us' }).click();
       // data-service on the tag fills in what the visitor is asking about.
-      expect(await widget().getByLabel(/What do you need help with/).inputValue()).toBe('Missed trash pickup');
+      // Not a catalog title, so it becomes "Something else" with the words filled in.
+      await eventually(() => widget().getByLabel('Tell us in a few words').inputValue(), 'Missed trash pickup');
+      expect(await widget().getByLabel('What do you need help with?').inputValue()).toBe('other');
       await widget().getByLabel('Your name').fill('Cross Origin');
       await widget().getByRole('button', { name: 'Start chat' }).click();
       await widget().getByText(/in line/).waitFor();

@@ -35,7 +35,8 @@ const CSS = `
 iframe { position: fixed; right: 20px; bottom: 84px; z-index: 2147483000; width: 400px; height: min(640px, calc(100vh - 104px));
   border: 0; border-radius: 14px; box-shadow: 0 10px 30px rgb(0 0 0 / .3); background: #fff; display: none; }
 iframe.open { display: block; }
-@media (max-width: 480px) { iframe.open { inset: 0; width: 100%; height: 100%; border-radius: 0; } }
+@media (max-width: 480px) { iframe.open { inset: 0; width: 100%; height: 100%; border-radius: 0; }
+  iframe.open ~ .launcher { display: none; } }
 @media (forced-colors: active) { .launcher { border: 2px solid ButtonText; } }
 @media (prefers-reduced-motion: no-preference) { .launcher { transition: background .15s; } }
 `;

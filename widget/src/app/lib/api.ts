@@ -4,6 +4,7 @@ import type {
   Availability,
   ConstituentConversation,
   Message,
+  PublicService,
   StartConversationInput,
   SyncResult,
   WidgetSession,
@@ -35,6 +36,9 @@ export class WidgetApi {
 
   session(agencyKey: string) {
     return this.call<WidgetSession>('/api/widget/session', { method: 'POST', body: JSON.stringify({ agencyKey }) });
+  }
+  services(lang: 'en' | 'es') {
+    return this.call<{ services: PublicService[] }>(`/api/widget/services?lang=${lang}`);
   }
   availability() {
     return this.call<Availability>('/api/widget/availability');

@@ -5,6 +5,7 @@ import type {
   ClientToServerEvents,
   ConstituentConversation,
   Message,
+  PublicService,
   QueuePosition,
   ServerToClientEvents,
 } from '@casebridge/shared';
@@ -24,6 +25,8 @@ const ACK_TIMEOUT_MS = 10_000;
 export class ChatState {
   phase = $state<Phase>('loading');
   availability = $state<Availability>({ open: true, reason: null, emailTranscript: false });
+  /** The agency's published services, in the chosen language, for the pre-chat form. */
+  services = $state<PublicService[]>([]);
   /** The address given in the pre-chat form, offered again for the transcript. */
   email = $state('');
   conversation = $state<ConstituentConversation | null>(null);
@@ -78,7 +81,21 @@ export class ChatState {
     }
   }
 
-  async start(form: { name: string; email?: string; phone?: string; service?: string; language: 'en' | 'es'; message?: string }) {
+  /** The catalog is a convenience: without it the form still takes a free description. */
+  async loadServices(lang: 'en' | 'es'): Promise<void> {
+    if (!this.api.token) return;
+    this.services = (await this.api.services(lang).catch(() => ({ services: [] as PublicService[] }))).services;
+  }
+
+  async start(form: {
+    name: string;
+    email?: string;
+    phone?: string;
+    service?: string;
+    serviceId?: string;
+    language: 'en' | 'es';
+    message?: string;
+  }) {
     this.email = form.email ?? '';
     const offline = !this.availability.open;
     const res = await this.api.start({

@@ -8,6 +8,9 @@ const en = {
   email: 'Email (optional)',
   phone: 'Phone (optional)',
   service: 'What do you need help with?',
+  serviceChoose: 'Choose…',
+  serviceOtherOption: 'Something else',
+  serviceOther: 'Tell us in a few words',
   language: 'Language',
   firstMessage: 'Your message (optional)',
   privacy:
@@ -79,6 +82,9 @@ const es: typeof en = {
   email: 'Correo electrónico (opcional)',
   phone: 'Teléfono (opcional)',
   service: '¿En qué necesita ayuda?',
+  serviceChoose: 'Elija…',
+  serviceOtherOption: 'Otra cosa',
+  serviceOther: 'Cuéntenos en pocas palabras',
   language: 'Idioma',
   firstMessage: 'Su mensaje (opcional)',
   privacy:
