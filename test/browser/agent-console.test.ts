@@ -126,6 +126,14 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await a.getByLabel('New tag').press('Enter');
     await a.getByText('Avery Agent tagged streetlight').waitFor();
     await a.getByRole('list', { name: 'Tags' }).getByText('streetlight').waitFor();
+
+    // Type the case and fill in its fields; a bad value is caught before it is sent.
+    await a.getByLabel('Case type').selectOption({ label: 'Street issue' });
+    await a.getByText('Avery Agent set the case type to Street issue').waitFor();
+    await a.getByLabel('Issue (required)').selectOption('Streetlight out');
+    await a.getByLabel('Location (required)').fill('400 block of Elm St');
+    await a.getByRole('button', { name: 'Save fields' }).click();
+    await a.getByText('Avery Agent updated Issue, Location').waitFor();
     await expect(axeViolations(a)).resolves.toEqual([]);
     await a.screenshot({ path: join(shots, 'console-conversation.png') });
     await a.locator('aside').screenshot({ path: join(shots, 'console-case-panel.png') });

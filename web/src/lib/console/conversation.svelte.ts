@@ -259,7 +259,13 @@ export class OpenConversation {
     await this.loadCase();
   }
 
-  async updateCase(change: { status?: CaseDetail['status']; priority?: CaseDetail['priority']; tags?: string[] }): Promise<void> {
+  async updateCase(change: {
+    status?: CaseDetail['status'];
+    priority?: CaseDetail['priority'];
+    tags?: string[];
+    caseTypeId?: string;
+    fields?: Record<string, unknown>;
+  }): Promise<void> {
     if (!this.caseDetail) return;
     this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}`, {
       method: 'PATCH',

@@ -1,5 +1,5 @@
 import { getContext, setContext } from 'svelte';
-import type { Ack, Group, Me, Mention, Presence, StaffMember } from './types';
+import type { Ack, CaseType, Group, Me, Mention, Presence, StaffMember } from './types';
 import { api, ApiFailure, setCsrfToken } from '$lib/api';
 import { connectConsole, type ConsoleSocket } from '$lib/realtime';
 import { Inbox } from './inbox.svelte';
@@ -31,6 +31,7 @@ export class ConsoleSession {
   connection = $state<'connecting' | 'live' | 'reconnecting'>('connecting');
   staff = $state<StaffMember[]>([]);
   groups = $state<Group[]>([]);
+  caseTypes = $state<CaseType[]>([]);
   readonly inbox = new Inbox(() => this.me?.id ?? '');
   readonly newWork = new NewWorkSignal();
   socket: ConsoleSocket | null = null;
@@ -57,6 +58,7 @@ export class ConsoleSession {
     this.socket = socket;
     this.wire(socket, onSessionEnded);
     const groups = api<{ groups: Group[] }>('/api/groups').catch(() => ({ groups: [] as Group[] }));
+    const caseTypes = api<{ caseTypes: CaseType[] }>('/api/case-types').catch(() => ({ caseTypes: [] as CaseType[] }));
     try {
       this.me = await api<Me>('/api/auth/me');
       setCsrfToken(this.me.csrfToken);
@@ -68,6 +70,7 @@ export class ConsoleSession {
     }
     this.syncMyPresence();
     this.groups = (await groups).groups;
+    this.caseTypes = (await caseTypes).caseTypes;
     return true;
   }
 

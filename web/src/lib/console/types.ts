@@ -2,6 +2,8 @@
 export type {
   Ack,
   CaseDetail,
+  CaseType,
+  FieldDef,
   CaseEvent,
   Channel,
   ConversationSummary,
