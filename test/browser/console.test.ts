@@ -87,6 +87,37 @@ describe('console and portal in Chromium', () => {
     await page.getByText('Your session ended. Please sign in again.').waitFor();
   });
 
+  it('an admin defines a case type in the console: errors name the field, then it saves and agents can use it', async () => {
+    await page.goto(`${h.url}/console/login`);
+    await page.getByLabel('Email').fill('admin@demo.gov');
+    await page.getByLabel('Password').fill(DEMO_PASSWORD);
+    await page.getByLabel('Password').press('Enter');
+    await page.getByRole('link', { name: 'Case types' }).click();
+    await page.getByRole('heading', { name: 'Case types', level: 1 }).waitFor();
+    await page.getByRole('button', { name: /Residential parking permit/ }).waitFor();
+    await page.getByRole('button', { name: 'New case type' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Tree trimming');
+    await page.getByLabel('Reference prefix').fill('TRE');
+    await page.getByRole('button', { name: 'Add a field' }).click();
+    await page.getByLabel('Key', { exact: true }).fill('species');
+    await page.getByLabel('Label (English)').fill('Species');
+    await page.getByLabel('Type', { exact: true }).selectOption('select');
+    await page.getByRole('button', { name: 'Save case type' }).click();
+    await page.getByRole('alert').filter({ hasText: 'A select field needs options' }).waitFor();
+    expect(await page.getByLabel('Options (comma separated)').getAttribute('aria-invalid')).toBe('true');
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.getByLabel('Options (comma separated)').fill('Oak, Maple, Elm');
+    await page.getByRole('button', { name: 'Save case type' }).click();
+    await page.getByText('Saved Tree trimming (version 1).').waitFor();
+    await page.screenshot({ path: join(shots, 'console-admin-case-types.png'), fullPage: true });
+    const agent = await h.login('agent@demo.gov');
+    const types = (await h.http.get('/api/case-types').set('Cookie', agent.cookie)).body.caseTypes;
+    expect(types.find((t: { name: string }) => t.name === 'Tree trimming')).toMatchObject({
+      prefix: 'TRE',
+      fields: [{ key: 'species', type: 'select', options: ['Oak', 'Maple', 'Elm'] }],
+    });
+  });
+
   it('console pages cannot be framed and carry a content security policy', async () => {
     const res = await page.goto(`${h.url}/console/login`);
     const headers = res!.headers();
