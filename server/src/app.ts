@@ -180,7 +180,15 @@ export function createApp(o: AppOptions): App {
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
   });
 
-  const cases = new CaseService({ db, cases: repos.cases, caseTypes, audit: repos.audit, notifier: lateNotifier });
+  const cases = new CaseService({
+    db,
+    cases: repos.cases,
+    caseTypes,
+    constituents: repos.constituents,
+    agencies: repos.agencies,
+    audit: repos.audit,
+    notifier: lateNotifier,
+  });
   // Filled in once Socket.IO exists: whether a user has a socket on any node.
   let userConnected: (userId: string) => Promise<boolean> = async () => false;
   const presence = new PresenceService({

@@ -153,6 +153,28 @@ export const CaseUpdateInput = z
   });
 export type CaseUpdateInput = z.input<typeof CaseUpdateInput>;
 
+/** A case opened by hand: a walk-in, a letter, a phone call taken outside CaseBridge. */
+export const CaseCreateInput = z.strictObject({
+  title: z.string().trim().min(1, 'Give the case a title').max(200),
+  caseTypeId: Id.optional(),
+  groupId: Id.optional(),
+  priority: Priority.optional(),
+  constituent: z
+    .strictObject({
+      name: z.string().trim().min(1, 'Name is required').max(120),
+      email: z.email('Email address is not valid').max(254).optional(),
+      phone: z
+        .string()
+        .trim()
+        .regex(/^\+?[0-9 ()-]{7,20}$/, 'Phone number is not valid')
+        .optional(),
+      language: z.enum(['en', 'es']).default('en'),
+    })
+    .optional(),
+  fields: z.record(z.string(), z.unknown()).optional(),
+});
+export type CaseCreateInput = z.input<typeof CaseCreateInput>;
+
 /** Another case, by its reference number (e.g. to link it, or to move a conversation to it). */
 export const CaseReferenceInput = z.strictObject({
   reference: z.string().trim().toUpperCase().min(1, 'Enter a case reference').max(40),

@@ -227,6 +227,31 @@ describe('the agent console, live with the widget, in Chromium', () => {
     expect(stored.body.messages.filter((m: { body: string }) => m.body === 'Typed during the drop')).toHaveLength(1);
   });
 
+  it('opens a case by hand for a walk-in and works it on its own page', async () => {
+    const { page: a } = await signIn('agent@demo.gov');
+    await a.getByRole('button', { name: 'New case' }).click();
+    const dialog = a.getByRole('dialog', { name: 'New case' });
+    await dialog.getByRole('button', { name: 'Open case' }).click();
+    await dialog.getByText('Give the case a title').waitFor();
+    expect(await dialog.getByLabel('Title').getAttribute('aria-invalid')).toBe('true');
+    await expect(axeViolations(a)).resolves.toEqual([]);
+    await dialog.getByLabel('Title').fill('Pothole at Main and 3rd, reported at the front desk');
+    await dialog.getByLabel('Case type').selectOption({ label: 'Street issue' });
+    await dialog.getByLabel('Name').fill('Walk-in Wanda');
+    await dialog.getByLabel('Email').fill('wanda@example.org');
+    await dialog.getByRole('button', { name: 'Open case' }).click();
+    await a.getByRole('heading', { name: 'Pothole at Main and 3rd, reported at the front desk' }).waitFor();
+    await a.getByText('Avery Agent opened this case').waitFor();
+    await a.getByLabel('Issue (required)').selectOption('Pothole');
+    await a.getByLabel('Location (required)').fill('Main St and 3rd Ave');
+    await a.getByRole('button', { name: 'Save fields' }).click();
+    await a.getByText('Avery Agent updated Issue, Location').waitFor();
+    await a.getByLabel('Status', { exact: true }).selectOption('resolved');
+    await a.getByText('Avery Agent changed the status from Open to Resolved').waitFor();
+    await expect(axeViolations(a)).resolves.toEqual([]);
+    await a.screenshot({ path: join(shots, 'console-case-page.png') });
+  });
+
   it("a conversation of another group's id in the URL says not found", async () => {
     const jordan = await signIn('agent2@demo.gov');
     const avery = await h.login('agent@demo.gov');

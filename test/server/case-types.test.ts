@@ -134,4 +134,40 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
       expect.arrayContaining(['case.fields_changed', 'case.status_changed']),
     );
   });
+
+  it('opens a case by hand for a walk-in, finding the constituent they already are', async () => {
+    const { token } = await h.widgetSession();
+    const chat = await h.startConversation(token, { name: 'Walk In', email: 'walk.in@example.org' });
+    const types = (await as(agent).get('/api/case-types')).body.caseTypes as CaseType[];
+    const permit = types.find((t) => t.prefix === 'PRM')!;
+    for (const [body, path] of [
+      [{ title: '' }, ['title']],
+      [{ title: 'x', fields: { plate: 'A' } }, ['fields']],
+      [{ title: 'x', caseTypeId: uuid() }, ['caseTypeId']],
+      [{ title: 'x', caseTypeId: permit.id, fields: { zone: 'Q' } }, ['fields', 'zone']],
+      [{ title: 'x', constituent: { name: 'A', email: 'nope' } }, ['constituent', 'email']],
+    ] as const) {
+      const res = await as(agent).post('/api/cases', body);
+      expect(res.status).toBe(400);
+      expect(field(res)).toEqual(path);
+    }
+    expect((await as(admin).post('/api/cases', { title: 'x' })).status).toBe(403);
+
+    const res = await as(agent).post('/api/cases', {
+      title: 'Permit renewal at the front desk',
+      caseTypeId: permit.id,
+      constituent: { name: 'Walk In', email: 'Walk.In@example.org' },
+      fields: { plate: 'WALK 1', zone: 'C' },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({
+      reference: expect.stringMatching(/^PRM-\d{4}-\d{6}$/),
+      status: 'open',
+      assigneeName: 'Avery Agent',
+      groupName: 'Permits',
+      fields: { plate: 'WALK 1', zone: 'C' },
+    });
+    expect(res.body.constituent.otherCases.map((c: { reference: string }) => c.reference)).toEqual([chat.caseReference]);
+    expect(res.body.events.map((e: { kind: string }) => e.kind)).toEqual(['case.created']);
+  });
 });

@@ -37,6 +37,25 @@ export class CaseRepository {
     return row!;
   }
 
+  /** A case opened by hand: open and assigned from the start. */
+  async createManual(
+    tx: Tx,
+    input: {
+      agencyId: string;
+      reference: string;
+      title: string;
+      constituentId: string | null;
+      groupId: string | null;
+      assigneeId: string;
+      caseTypeId: string | null;
+      priority: Priority;
+      customFields: Record<string, unknown>;
+    },
+  ): Promise<CaseRow> {
+    const [row] = await tx.insert(cases).values({ ...input, status: 'open' }).returning();
+    return row!;
+  }
+
   async addEvent(
     tx: Tx | Db,
     input: {

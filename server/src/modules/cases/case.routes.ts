@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { CaseReferenceInput, CaseUpdateInput } from '@casebridge/shared';
+import { CaseCreateInput, CaseReferenceInput, CaseUpdateInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
 import type { CaseService } from './case.service.js';
@@ -10,6 +10,11 @@ const LinkParams = z.object({ caseId: z.uuid(), otherId: z.uuid() });
 
 export function caseRoutes(deps: { cases: CaseService }): Router {
   const router = Router();
+
+  router.post('/cases', async (req, res) => {
+    const p = requireStaff(res);
+    res.status(201).json(await deps.cases.create(p, parse(CaseCreateInput, req.body)));
+  });
 
   router.get('/cases/:caseId', async (req, res) => {
     const p = requireStaff(res);

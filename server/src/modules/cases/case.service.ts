@@ -1,5 +1,9 @@
 import { DEFAULT_TRANSITIONS, validateFields, type CaseDetail, type CaseStatus, type Priority } from '@casebridge/shared';
 import type { CaseTypeRow } from '../case-types/case-type.repository.js';
+import type { ConstituentRepository } from '../constituents/constituent.repository.js';
+import type { AgencyRepository } from '../agencies/agency.repository.js';
+import type { CaseCreateInput } from '@casebridge/shared';
+import type { z } from 'zod';
 import type { Db } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { toIso } from '../../lib/time.js';
@@ -11,6 +15,9 @@ import type { CaseRepository, CaseRow } from './case.repository.js';
 export interface CaseDeps {
   db: Db;
   cases: CaseRepository;
+  constituents: Pick<ConstituentRepository, 'findOrCreate'>;
+  agencies: Pick<AgencyRepository, 'findById' | 'findGroup' | 'defaultGroupId'>;
+  now?: () => Date;
   caseTypes: { get(agencyId: string, id: string): Promise<CaseTypeRow | undefined> };
   audit: AuditRepository;
   notifier: Notifier;
@@ -190,6 +197,54 @@ export class CaseService {
 
   private announce(c: CaseRow): void {
     this.d.notifier.caseUpdated(c, { caseId: c.id, status: c.status, priority: c.priority, tags: c.tags, version: c.version });
+  }
+
+  /** Opens a case by hand, assigned to the agent who opens it, for a new or known constituent. */
+  async create(p: StaffPrincipal, input: z.output<typeof CaseCreateInput>): Promise<CaseDetail> {
+    if (p.role === 'admin') throw new AppError('FORBIDDEN', 'Admins can read cases but not work them');
+    const agency = await this.d.agencies.findById(p.agencyId);
+    if (!agency) throw new AppError('NOT_FOUND', 'Agency not found');
+    const type = input.caseTypeId ? await this.d.caseTypes.get(p.agencyId, input.caseTypeId) : undefined;
+    if (input.caseTypeId && !type) throw issue('caseTypeId', 'No such case type');
+    if (input.groupId && !(await this.d.agencies.findGroup(p.agencyId, input.groupId))) throw issue('groupId', 'No such group');
+    const groupId = input.groupId ?? type?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(p.agencyId)) ?? null;
+    if (input.fields) {
+      if (!type) throw issue('fields', 'Choose a case type before filling in its fields');
+      const problems = validateFields(type.fields, input.fields, { partial: true });
+      if (problems.length) throw new AppError('INVALID_PAYLOAD', problems[0]!.message, { issues: problems });
+    }
+    const created = await this.d.db.transaction(async (tx) => {
+      const constituentId = input.constituent ? await this.d.constituents.findOrCreate(tx, p.agencyId, input.constituent) : null;
+      const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
+      const reference = await this.d.cases.nextReference(tx, p.agencyId, type?.prefix ?? agency.casePrefix, year);
+      const row = await this.d.cases.createManual(tx, {
+        agencyId: p.agencyId,
+        reference,
+        title: input.title,
+        constituentId,
+        groupId,
+        assigneeId: p.userId,
+        caseTypeId: type?.id ?? null,
+        priority: input.priority ?? type?.defaultPriority ?? 'normal',
+        customFields: input.fields ?? {},
+      });
+      await this.d.cases.addEvent(tx, { caseId: row.id, kind: 'case.created', actorKind: 'agent', actorUserId: p.userId });
+      await this.d.audit.record(
+        {
+          agencyId: p.agencyId,
+          actorKind: 'staff',
+          actorId: p.userId,
+          action: 'case.create',
+          objectType: 'case',
+          objectId: row.id,
+          outcome: 'success',
+        },
+        tx,
+      );
+      return row;
+    });
+    this.announce(created);
+    return this.detail(p, created.id);
   }
 
   /** Links two cases of the agency that the agent can both see; linking twice is harmless. */

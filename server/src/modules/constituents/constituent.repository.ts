@@ -41,6 +41,34 @@ export class ConstituentRepository {
       .where(eq(constituents.id, id));
   }
 
+  /**
+   * The agency's constituent with this email (else phone), or a new one: a walk-in who chatted before lands
+   * on the same person, so their cases stay together.
+   */
+  async findOrCreate(
+    tx: Tx,
+    agencyId: string,
+    who: { name: string; email?: string; phone?: string; language: string },
+  ): Promise<string> {
+    for (const [column, value] of [
+      [constituents.email, who.email?.toLowerCase()],
+      [constituents.phone, who.phone],
+    ] as const) {
+      if (!value) continue;
+      const [found] = await tx
+        .select({ id: constituents.id })
+        .from(constituents)
+        .where(and(eq(constituents.agencyId, agencyId), eq(column, value)))
+        .limit(1);
+      if (found) return found.id;
+    }
+    const [row] = await tx
+      .insert(constituents)
+      .values({ agencyId, displayName: who.name, email: who.email?.toLowerCase(), phone: who.phone, language: who.language })
+      .returning({ id: constituents.id });
+    return row!.id;
+  }
+
   /** The constituent's identity on a channel, created on first use; the unique index settles races. */
   async ensureIdentity(
     tx: Tx,

@@ -2,6 +2,7 @@ import type { CaseDetail, ConversationSummary, Message, SyncResult } from './typ
 import type { AttachmentRef, Visibility } from '@casebridge/shared';
 import { api, ApiFailure } from '$lib/api';
 import { ack, type ConsoleSession } from './session.svelte';
+import { CaseActions } from './case-actions.svelte';
 
 export interface PendingSend {
   clientMessageId: string;
@@ -18,10 +19,9 @@ const TYPING_IDLE_MS = 3000;
  * The conversation open in the console: its messages in seq order (no gaps, no duplicates: anything
  * after a jump in seq is fetched from the last seq we hold), its case, and what I am sending.
  */
-export class OpenConversation {
+export class OpenConversation extends CaseActions {
   summary = $state<ConversationSummary | null>(null);
   messages = $state<Message[]>([]);
-  caseDetail = $state<CaseDetail | null>(null);
   pending = $state<PendingSend[]>([]);
   constituentTyping = $state(false);
   constituentReadSeq = $state(0);
@@ -34,7 +34,9 @@ export class OpenConversation {
   constructor(
     private readonly session: ConsoleSession,
     readonly id: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get lastSeq(): number {
     return this.messages.at(-1)?.seq ?? 0;
@@ -244,33 +246,9 @@ export class OpenConversation {
     }
   }
 
-  async link(reference: string): Promise<void> {
-    if (!this.caseDetail) return;
-    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links`, { method: 'POST', body: { reference } });
-  }
-
-  async unlink(otherId: string): Promise<void> {
-    if (!this.caseDetail) return;
-    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links/${otherId}`, { method: 'DELETE' });
-  }
-
   async moveToCase(reference: string): Promise<void> {
     this.summary = await api<ConversationSummary>(`/api/conversations/${this.id}/case`, { method: 'POST', body: { reference } });
     await this.loadCase();
-  }
-
-  async updateCase(change: {
-    status?: CaseDetail['status'];
-    priority?: CaseDetail['priority'];
-    tags?: string[];
-    caseTypeId?: string;
-    fields?: Record<string, unknown>;
-  }): Promise<void> {
-    if (!this.caseDetail) return;
-    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}`, {
-      method: 'PATCH',
-      body: { version: this.caseDetail.version, ...change },
-    });
   }
 
   close(): void {

@@ -1,0 +1,45 @@
+import type { CaseDetail } from './types';
+import { api } from '$lib/api';
+
+export type CaseChange = {
+  status?: CaseDetail['status'];
+  priority?: CaseDetail['priority'];
+  tags?: string[];
+  caseTypeId?: string;
+  fields?: Record<string, unknown>;
+};
+
+/**
+ * A case open in the console, whether reached through a conversation or on its own page: what the case panel
+ * reads and the changes it makes. Every change sends the version it saw, so nobody overwrites a colleague.
+ */
+export abstract class CaseActions {
+  caseDetail = $state<CaseDetail | null>(null);
+
+  abstract loadCase(): Promise<void>;
+
+  /** Whether "this conversation belongs to another case" applies (only for an active conversation of mine). */
+  get canReply(): boolean {
+    return false;
+  }
+
+  async updateCase(change: CaseChange): Promise<void> {
+    if (!this.caseDetail) return;
+    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}`, {
+      method: 'PATCH',
+      body: { version: this.caseDetail.version, ...change },
+    });
+  }
+
+  async link(reference: string): Promise<void> {
+    if (!this.caseDetail) return;
+    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links`, { method: 'POST', body: { reference } });
+  }
+
+  async unlink(otherId: string): Promise<void> {
+    if (!this.caseDetail) return;
+    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links/${otherId}`, { method: 'DELETE' });
+  }
+
+  moveToCase?(reference: string): Promise<void>;
+}

@@ -1,0 +1,52 @@
+import type { CaseEvent, FieldDef } from '@casebridge/shared';
+import { caseStatusLabel, channelLabel, priorityLabel } from './labels';
+
+/** One case timeline event as a sentence an agent reads at a glance. */
+export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
+  const who = e.actorName ?? (e.actorKind === 'constituent' ? 'The constituent' : 'CaseBridge');
+  const d = e.data as Record<string, unknown>;
+  const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : []);
+  switch (e.kind) {
+    case 'case.created':
+      return `${who} opened this case`;
+    case 'conversation.started':
+      return d.offline
+        ? `Message left on ${channelLabel.web.toLowerCase()} while chat was closed`
+        : `Conversation started on ${channelLabel.web.toLowerCase()}${d.service ? ` about “${String(d.service)}”` : ''}`;
+    case 'conversation.assigned':
+      return `${who} took the conversation`;
+    case 'conversation.ended':
+      return `${who} ended the conversation`;
+    case 'conversation.rated':
+      return `The constituent rated the help ${String(d.score)} out of 5`;
+    case 'case.status_changed':
+      return `${who} changed the status from ${caseStatusLabel[d.from as keyof typeof caseStatusLabel]} to ${caseStatusLabel[d.to as keyof typeof caseStatusLabel]}`;
+    case 'case.priority_changed':
+      return `${who} changed the priority to ${priorityLabel[d.to as keyof typeof priorityLabel]}`;
+    case 'case.tags_changed':
+      return [
+        list(d.added).length ? `${who} tagged ${list(d.added).join(', ')}` : '',
+        list(d.removed).length ? `${who} removed ${list(d.removed).join(', ')}` : '',
+      ]
+        .filter(Boolean)
+        .join('; ');
+    case 'case.type_changed':
+      return `${who} set the case type to ${String(d.to)}`;
+    case 'case.fields_changed':
+      return `${who} updated ${list(d.fields).map((k) => fields.find((f) => f.key === k)?.label.en ?? k).join(', ')}`;
+    case 'case.linked':
+      return `${who} linked case ${String(d.reference)}`;
+    case 'case.unlinked':
+      return `${who} unlinked case ${String(d.reference)}`;
+    case 'conversation.moved_in':
+      return `${who} moved a conversation here from ${String(d.from)}`;
+    case 'conversation.moved_out':
+      return `${who} moved the conversation to case ${String(d.to)}`;
+    case 'conversation.transferred':
+      return `${who} transferred the conversation to ${String(d.to)}`;
+    case 'transcript.emailed':
+      return 'The constituent emailed themselves the transcript';
+    default:
+      return `${who}: ${e.kind}`;
+  }
+}
