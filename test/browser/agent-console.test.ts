@@ -119,8 +119,17 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await a.getByLabel('Reply to the constituent').press('Enter');
     await widget.getByText(/Thank you, Maria Lopez\. Let me look into that/).waitFor();
 
+    // A file goes with a reply; the constituent gets it in the widget.
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=', 'base64');
+    await a.getByLabel('Attach a file').setInputFiles({ name: 'repair-map.png', mimeType: 'image/png', buffer: png });
+    await a.getByRole('list', { name: 'Files to send' }).getByText(/repair-map\.png/).waitFor();
+    await a.getByLabel('Reply to the constituent').fill('Here is where the crew will work');
+    await a.getByLabel('Reply to the constituent').press('Enter');
+    await widget.getByText('Here is where the crew will work').waitFor();
+    await widget.getByText(/repair-map\.png/).waitFor();
+
     // The case panel: raise the priority; the timeline says so.
-    await a.getByLabel('Priority', { exact: true }).selectOption('high');
+    await a.locator('aside').getByLabel('Priority', { exact: true }).selectOption('high');
     await a.getByText('Avery Agent changed the priority to High').waitFor();
     await a.getByLabel('New tag').fill('Streetlight');
     await a.getByLabel('New tag').press('Enter');
@@ -128,7 +137,7 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await a.getByRole('list', { name: 'Tags' }).getByText('streetlight').waitFor();
 
     // Type the case and fill in its fields; a bad value is caught before it is sent.
-    await a.getByLabel('Case type').selectOption({ label: 'Street issue' });
+    await a.locator('aside').getByLabel('Case type').selectOption({ label: 'Street issue' });
     await a.getByText('Avery Agent set the case type to Street issue').waitFor();
     await a.getByLabel('Issue (required)').selectOption('Streetlight out');
     await a.getByLabel('Location (required)').fill('400 block of Elm St');
@@ -246,7 +255,7 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await a.getByLabel('Location (required)').fill('Main St and 3rd Ave');
     await a.getByRole('button', { name: 'Save fields' }).click();
     await a.getByText('Avery Agent updated Issue, Location').waitFor();
-    await a.getByLabel('Status', { exact: true }).selectOption('resolved');
+    await a.locator('aside').getByLabel('Status', { exact: true }).selectOption('resolved');
     await a.getByText('Avery Agent changed the status from Open to Resolved').waitFor();
     await expect(axeViolations(a)).resolves.toEqual([]);
     await a.screenshot({ path: join(shots, 'console-case-page.png') });
