@@ -26,6 +26,7 @@ export const InboxQuery = z.object({
   channel: Channel.optional(),
   priority: Priority.optional(),
   groupId: Id.optional(),
+  caseTypeId: Id.optional(),
   /** Name, email, phone, case reference or message text. */
   q: z.string().trim().max(200).optional(),
   /** Opaque cursor from the previous page's `nextCursor`. */

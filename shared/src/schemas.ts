@@ -92,6 +92,7 @@ export const ConversationSummary = z.object({
   caseStatus: CaseStatus,
   priority: Priority,
   tags: z.array(z.string()),
+  caseTypeId: Id.nullable(),
   constituentEmail: z.string().nullable(),
   constituentPhone: z.string().nullable(),
   /** The newest message (public or internal), shortened for the list. */

@@ -100,6 +100,11 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
     // Permits is Avery's group: the case is there, typed.
     const summary = (await as(agent).get(`/api/conversations/${conv.id}`)).body;
     expect(summary.groupName).toBe('Permits');
+    // The inbox filters by case type.
+    const permitType = (await as(agent).get('/api/case-types')).body.caseTypes.find((t: CaseType) => t.prefix === 'PRM');
+    expect(summary.caseTypeId).toBe(permitType.id);
+    const filtered = (await as(agent).get(`/api/inbox?view=open&caseTypeId=${permitType.id}`)).body.conversations;
+    expect(filtered.map((c: { id: string }) => c.id)).toEqual([conv.id]);
     const sock = await h.staffSocket(agent);
     await sock.emitWithAck('conversation:claim', { conversationId: conv.id });
     const path = `/api/cases/${summary.caseId}`;

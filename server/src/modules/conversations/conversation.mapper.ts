@@ -22,6 +22,7 @@ export function toSummary(c: ConversationView): ConversationSummary {
     caseStatus: c.caseStatus,
     priority: c.casePriority,
     tags: c.caseTags,
+    caseTypeId: c.caseTypeId,
     constituentEmail: c.constituentEmail,
     constituentPhone: c.constituentPhone,
     preview: c.preview,

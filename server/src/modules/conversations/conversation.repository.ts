@@ -10,6 +10,7 @@ export type ConversationView = ConversationRow & {
   caseStatus: CaseStatus;
   casePriority: Priority;
   caseTags: string[];
+  caseTypeId: string | null;
   constituentName: string | null;
   constituentEmail: string | null;
   constituentPhone: string | null;
@@ -27,6 +28,7 @@ const viewColumns = {
   caseStatus: cases.status,
   casePriority: cases.priority,
   caseTags: cases.tags,
+  caseTypeId: cases.caseTypeId,
   constituentName: constituents.displayName,
   constituentEmail: constituents.email,
   constituentPhone: constituents.phone,
@@ -54,6 +56,7 @@ export interface InboxFilter {
   channel?: ConversationRow['channel'];
   priority?: Priority;
   groupId?: string;
+  caseTypeId?: string;
   tag?: string;
   q?: string;
   cursor?: { at: string; id: string };
@@ -112,6 +115,7 @@ export class ConversationRepository {
     if (f.priority) where.push(eq(cases.priority, f.priority));
     if (f.groupId) where.push(eq(conversations.groupId, f.groupId));
     if (f.tag) where.push(sql`${f.tag} = any(${cases.tags})`);
+    if (f.caseTypeId) where.push(eq(cases.caseTypeId, f.caseTypeId));
     if (f.q) {
       const like = `%${escapeLike(f.q)}%`;
       where.push(

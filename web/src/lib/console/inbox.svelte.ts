@@ -20,6 +20,7 @@ export class Inbox {
   channel = $state<Channel | ''>('');
   priority = $state<Priority | ''>('');
   groupId = $state('');
+  caseTypeId = $state('');
   tag = $state('');
   items = $state<ConversationSummary[]>([]);
   nextCursor = $state<string | null>(null);
@@ -37,6 +38,7 @@ export class Inbox {
     if (this.channel) p.set('channel', this.channel);
     if (this.priority) p.set('priority', this.priority);
     if (this.groupId) p.set('groupId', this.groupId);
+    if (this.caseTypeId) p.set('caseTypeId', this.caseTypeId);
     if (this.tag.trim()) p.set('tag', this.tag.trim().toLowerCase());
     if (cursor) p.set('cursor', cursor);
     return p.toString();
@@ -99,6 +101,7 @@ export class Inbox {
       (!this.channel || c.channel === this.channel) &&
       (!this.priority || c.priority === this.priority) &&
       (!this.groupId || c.groupId === this.groupId) &&
+      (!this.caseTypeId || c.caseTypeId === this.caseTypeId) &&
       (!this.tag.trim() || c.tags.includes(this.tag.trim().toLowerCase()))
     );
   }
