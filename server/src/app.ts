@@ -177,6 +177,7 @@ export function createApp(o: AppOptions): App {
     attachmentRefs: repos.attachments,
     notifier: lateNotifier,
     staff: repos.users,
+    constituentReplied: (caseId) => cases.constituentReplied(caseId),
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
   });
 
@@ -186,6 +187,7 @@ export function createApp(o: AppOptions): App {
     caseTypes,
     constituents: repos.constituents,
     agencies: repos.agencies,
+    tellConstituent: (caseId, body) => conversations.tellConstituent(caseId, body),
     audit: repos.audit,
     notifier: lateNotifier,
   });

@@ -147,6 +147,8 @@ export const CaseUpdateInput = z
     caseTypeId: Id.optional(),
     /** Custom field values to set (others keep theirs); null clears one. */
     fields: z.record(z.string(), z.unknown()).optional(),
+    /** With status awaiting_info: what the constituent is asked for (they are told at once). */
+    request: z.string().trim().min(1, 'Say what you need from the constituent').max(1000).optional(),
   })
   .refine((u) => Object.keys(u).some((k) => k !== 'version'), {
     message: 'Nothing to change',

@@ -143,6 +143,15 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await a.getByLabel('Location (required)').fill('400 block of Elm St');
     await a.getByRole('button', { name: 'Save fields' }).click();
     await a.getByText('Avery Agent updated Issue, Location').waitFor();
+
+    // Awaiting info: the agent says what is needed, the constituent is told at once, and their answer reopens it.
+    await a.locator('aside').getByLabel('Status', { exact: true }).selectOption('awaiting_info');
+    await a.getByLabel('What do you need from the constituent?').fill('the number on the streetlight pole');
+    await a.getByRole('button', { name: 'Ask and wait' }).click();
+    await widget.getByText(/we need: the number on the streetlight pole/).waitFor();
+    await widget.getByLabel('Type your message').fill('It says SL-4471');
+    await widget.getByLabel('Type your message').press('Enter');
+    await a.getByText('The constituent replied: the case is Open again').waitFor();
     await expect(axeViolations(a)).resolves.toEqual([]);
     await a.screenshot({ path: join(shots, 'console-conversation.png') });
     await a.locator('aside').screenshot({ path: join(shots, 'console-case-panel.png') });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CaseType, PublicService } from '@casebridge/shared';
-import { backends, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+import { backends, collect, eventually, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
 
 // Case types with custom fields, and the service catalog that turns a widget chat into a typed case.
 describe.each(backends())('case types and the service catalog on %s', (backend) => {
@@ -174,5 +174,38 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
     });
     expect(res.body.constituent.otherCases.map((c: { reference: string }) => c.reference)).toEqual([chat.caseReference]);
     expect(res.body.events.map((e: { kind: string }) => e.kind)).toEqual(['case.created']);
+  });
+
+  it('asks the constituent for information, tells them at once, and reopens the case when they answer', async () => {
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Info Person' });
+    const constituent = await h.constituentSocket(token);
+    const heard = collect(constituent, 'message:created');
+    const sock = await h.staffSocket(agent);
+    await sock.emitWithAck('conversation:claim', { conversationId: conv.id });
+    const caseId = (await as(agent).get(`/api/conversations/${conv.id}`)).body.caseId as string;
+    const path = `/api/cases/${caseId}`;
+    let detail = (await as(agent).get(path)).body;
+
+    const missing = await as(agent).patch(path, { version: detail.version, status: 'awaiting_info' });
+    expect(missing.status).toBe(400);
+    expect(field(missing)).toEqual(['request']);
+    const stray = await as(agent).patch(path, { version: detail.version, priority: 'high', request: 'x' });
+    expect(field(stray)).toEqual(['request']);
+
+    const asked = await as(agent).patch(path, { version: detail.version, status: 'awaiting_info', request: 'a photo of the damage' });
+    expect(asked.status).toBe(200);
+    expect(asked.body.status).toBe('awaiting_info');
+    await eventually(
+      () => heard.map((m) => m.body),
+      [`To continue with case ${conv.caseReference} we need: a photo of the damage`],
+    );
+    expect(heard[0]).toMatchObject({ visibility: 'public', author: { kind: 'system' } });
+
+    await constituent.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'Sent it by mail' });
+    await eventually(async () => (await as(agent).get(path)).body.status, 'open');
+    detail = (await as(agent).get(path)).body;
+    const last = detail.events.at(-1);
+    expect(last).toMatchObject({ kind: 'case.status_changed', actorKind: 'constituent', data: { from: 'awaiting_info', to: 'open' } });
   });
 });

@@ -16,6 +16,8 @@ export interface CaseDeps {
   db: Db;
   cases: CaseRepository;
   constituents: Pick<ConstituentRepository, 'findOrCreate'>;
+  /** Bound late (the conversation service is built after this one). */
+  tellConstituent: (caseId: string, body: string) => Promise<boolean>;
   agencies: Pick<AgencyRepository, 'findById' | 'findGroup' | 'defaultGroupId'>;
   now?: () => Date;
   caseTypes: { get(agencyId: string, id: string): Promise<CaseTypeRow | undefined> };
@@ -114,9 +116,13 @@ export class CaseService {
       tags?: string[];
       caseTypeId?: string;
       fields?: Record<string, unknown>;
+      request?: string;
     },
   ): Promise<CaseDetail> {
     const c = await this.workable(p, caseId);
+    const asking = input.status === 'awaiting_info' && c.status !== 'awaiting_info';
+    if (asking && !input.request) throw issue('request', 'Say what you need from the constituent');
+    if (input.request && !asking) throw issue('request', 'A request goes with moving the case to Awaiting info');
     const typeId = input.caseTypeId ?? c.caseTypeId;
     const type = typeId ? await this.d.caseTypes.get(p.agencyId, typeId) : undefined;
     if (input.caseTypeId && !type) throw issue('caseTypeId', 'No such case type');
@@ -158,7 +164,9 @@ export class CaseService {
       if (!row) return undefined;
       // One timeline entry per kind of change, in the order a reader expects.
       const events: [kind: string, data: Record<string, unknown>][] = [];
-      if (change.status) events.push(['case.status_changed', { from: c.status, to: change.status }]);
+      if (change.status) {
+        events.push(['case.status_changed', { from: c.status, to: change.status, ...(asking ? { request: input.request } : {}) }]);
+      }
       if (change.tags) {
         const added = change.tags.filter((t) => !c.tags.includes(t));
         const removed = c.tags.filter((t) => !change.tags!.includes(t));
@@ -192,7 +200,31 @@ export class CaseService {
     });
     if (!updated) throw new AppError('CONFLICT', 'Someone else changed this case. Reload it and try again.');
     this.announce(updated);
+    if (asking) {
+      // Told at once where they are; a courtesy that must not undo the change if it fails.
+      await this.d
+        .tellConstituent(c.id, `To continue with case ${c.reference} we need: ${input.request}`)
+        .catch(() => false);
+    }
     return this.detail(p, caseId);
+  }
+
+  /** The constituent answered: a case waiting for them is open again, and says why. */
+  async constituentReplied(caseId: string): Promise<void> {
+    const c = await this.d.cases.findById(caseId);
+    if (!c || c.status !== 'awaiting_info') return;
+    const updated = await this.d.db.transaction(async (tx) => {
+      const row = await this.d.cases.update(tx, c.id, c.version, { status: 'open' });
+      if (!row) return undefined;
+      await this.d.cases.addEvent(tx, {
+        caseId: c.id,
+        kind: 'case.status_changed',
+        actorKind: 'constituent',
+        data: { from: 'awaiting_info', to: 'open', reason: 'constituent_replied' },
+      });
+      return row;
+    });
+    if (updated) this.announce(updated);
   }
 
   private announce(c: CaseRow): void {

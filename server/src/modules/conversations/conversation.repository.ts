@@ -189,6 +189,15 @@ export class ConversationRepository {
     return row;
   }
 
+  /** The case's conversation that is still open, if any (the newest). */
+  async openForCase(caseId: string): Promise<ConversationView | undefined> {
+    const [row] = await this.view()
+      .where(and(eq(conversations.caseId, caseId), ne(conversations.status, 'ended')))
+      .orderBy(desc(conversations.createdAt))
+      .limit(1);
+    return row && flatten(row);
+  }
+
   /** Open conversations each of these users holds now. */
   async activeCountByAssignee(agencyId: string): Promise<Map<string, number>> {
     const rows = await this.db

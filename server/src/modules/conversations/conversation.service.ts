@@ -343,6 +343,25 @@ export class ConversationService {
     return summary;
   }
 
+  /**
+   * Tells the constituent something about their case on its open conversation, as a public message from the
+   * agency. Returns false when no conversation is open (other channels — email, SMS, the portal — come later).
+   */
+  async tellConstituent(caseId: string, body: string): Promise<boolean> {
+    const conv = await this.d.conversations.openForCase(caseId);
+    if (!conv) return false;
+    const { message } = await this.d.messages.append({
+      conversationId: conv.id,
+      clientMessageId: null,
+      authorKind: 'system',
+      visibility: 'public',
+      body,
+      channel: conv.channel,
+    });
+    this.d.notifier.messageCreated(toMessage(message), conv);
+    return true;
+  }
+
   /** Staff take a queued conversation. Exactly one of two racing agents wins; the other gets CONFLICT. */
   async claim(p: StaffPrincipal, id: string): Promise<ConversationSummary> {
     const conv = await this.get(p, id);

@@ -19,6 +19,8 @@ export interface MessageDeps {
   attachmentRefs: Pick<AttachmentRepository, 'refsByMessage'>;
   notifier: Notifier;
   staff: Pick<UserRepository, 'listStaff'>;
+  /** A constituent's reply moves a case that was waiting for them back to open. */
+  constituentReplied: (caseId: string) => Promise<void>;
   messagesPerSession: Limiter;
 }
 
@@ -71,6 +73,7 @@ export class MessageService {
     // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
     if (created) {
       this.d.notifier.messageCreated(message, conv);
+      if (p.kind === 'constituent') await this.d.constituentReplied(conv.caseId).catch(() => undefined);
       if (p.kind === 'staff' && message.visibility === 'internal') void this.notifyMentions(p.userId, p.displayName, conv, message.body);
     }
     return { message, created };

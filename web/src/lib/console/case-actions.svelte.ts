@@ -7,6 +7,7 @@ export type CaseChange = {
   tags?: string[];
   caseTypeId?: string;
   fields?: Record<string, unknown>;
+  request?: string;
 };
 
 /**

@@ -19,8 +19,12 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       return `${who} ended the conversation`;
     case 'conversation.rated':
       return `The constituent rated the help ${String(d.score)} out of 5`;
-    case 'case.status_changed':
-      return `${who} changed the status from ${caseStatusLabel[d.from as keyof typeof caseStatusLabel]} to ${caseStatusLabel[d.to as keyof typeof caseStatusLabel]}`;
+    case 'case.status_changed': {
+      const to = caseStatusLabel[d.to as keyof typeof caseStatusLabel];
+      if (d.reason === 'constituent_replied') return `The constituent replied: the case is ${to} again`;
+      const base = `${who} changed the status from ${caseStatusLabel[d.from as keyof typeof caseStatusLabel]} to ${to}`;
+      return d.request ? `${base}, asking for: ${String(d.request)}` : base;
+    }
     case 'case.priority_changed':
       return `${who} changed the priority to ${priorityLabel[d.to as keyof typeof priorityLabel]}`;
     case 'case.tags_changed':
