@@ -120,15 +120,16 @@ export class CaseService {
     },
   ): Promise<CaseDetail> {
     const c = await this.workable(p, caseId);
-    const asking = input.status === 'awaiting_info' && c.status !== 'awaiting_info';
-    if (asking && !input.request) throw issue('request', 'Say what you need from the constituent');
-    if (input.request && !asking) throw issue('request', 'A request goes with moving the case to Awaiting info');
     const typeId = input.caseTypeId ?? c.caseTypeId;
     const type = typeId ? await this.d.caseTypes.get(p.agencyId, typeId) : undefined;
     if (input.caseTypeId && !type) throw issue('caseTypeId', 'No such case type');
     if (input.status && input.status !== c.status && !transitionsFor(type)[c.status].includes(input.status)) {
       throw issue('status', `A ${label(c.status)} case cannot become ${label(input.status)}`);
     }
+    // Checked after the workflow: a move that is not allowed is refused for that reason first.
+    const asking = input.status === 'awaiting_info' && c.status !== 'awaiting_info';
+    if (asking && !input.request) throw issue('request', 'Say what you need from the constituent');
+    if (input.request && !asking) throw issue('request', 'A request goes with moving the case to Awaiting info');
     let customFields: Record<string, unknown> | undefined;
     if (input.fields || input.caseTypeId) {
       if (!type) throw issue('fields', 'Choose a case type before filling in its fields');
