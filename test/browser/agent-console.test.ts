@@ -180,6 +180,7 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await j.getByRole('button', { name: 'End conversation' }).click();
     const end = j.getByRole('dialog', { name: 'End conversation' });
     await expect(axeViolations(j)).resolves.toEqual([]);
+    await j.screenshot({ path: join(shots, 'console-end-dialog.png') });
     await end.getByRole('button', { name: 'End conversation' }).click();
     await j.getByText('Conversation ended and case resolved.').waitFor();
     await widget.getByText(/Your case reference is SPR-\d{4}-\d{6}/).waitFor();

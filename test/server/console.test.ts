@@ -255,7 +255,10 @@ describe.each(backends())('console API on %s', (backend) => {
     }
     const unlinked = await as(avery).delete(`/api/cases/${caseB}/links/${caseA}`);
     expect(unlinked.body.links).toEqual([]);
-    expect((await as(avery).get(`/api/cases/${caseA}`)).body.links).toEqual([]);
+    const afterUnlink = (await as(avery).get(`/api/cases/${caseA}`)).body;
+    expect(afterUnlink.links).toEqual([]);
+    // Both timelines say so, each naming the other case.
+    expect(afterUnlink.events.filter((e: { kind: string }) => e.kind === 'case.unlinked').map((e: { data: { reference: string } }) => e.data.reference)).toEqual([second.caseReference]);
 
     // The second conversation really belongs to the first case.
     const moved = await as(avery).post(`/api/conversations/${second.id}/case`, { reference: first.caseReference });

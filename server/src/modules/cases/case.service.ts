@@ -4,7 +4,7 @@ import type { ConstituentRepository } from '../constituents/constituent.reposito
 import type { AgencyRepository } from '../agencies/agency.repository.js';
 import type { CaseCreateInput } from '@casebridge/shared';
 import type { z } from 'zod';
-import type { Db } from '../../db/client.js';
+import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { toIso } from '../../lib/time.js';
 import type { Notifier } from '../../realtime/notifier.js';
@@ -280,6 +280,16 @@ export class CaseService {
     return this.detail(p, created.id);
   }
 
+  /** A link concerns both cases: each timeline names the other. */
+  private async recordBothSides(tx: Tx, p: StaffPrincipal, kind: string, a: CaseRow, b: CaseRow): Promise<void> {
+    for (const [from, to] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      await this.d.cases.addEvent(tx, { caseId: from.id, kind, actorKind: 'agent', actorUserId: p.userId, data: { reference: to.reference } });
+    }
+  }
+
   /** Links two cases of the agency that the agent can both see; linking twice is harmless. */
   async link(p: StaffPrincipal, caseId: string, reference: string): Promise<CaseDetail> {
     const c = await this.workable(p, caseId);
@@ -287,19 +297,7 @@ export class CaseService {
     if (!other || !canSee(p, other)) throw invalidRef(`No case ${reference} that you can see`);
     if (other.id === c.id) throw invalidRef('A case cannot be linked to itself');
     await this.d.db.transaction(async (tx) => {
-      if (!(await this.d.cases.link(tx, c.id, other.id, p.userId))) return;
-      for (const [from, to] of [
-        [c, other],
-        [other, c],
-      ] as const) {
-        await this.d.cases.addEvent(tx, {
-          caseId: from.id,
-          kind: 'case.linked',
-          actorKind: 'agent',
-          actorUserId: p.userId,
-          data: { reference: to.reference },
-        });
-      }
+      if (await this.d.cases.link(tx, c.id, other.id, p.userId)) await this.recordBothSides(tx, p, 'case.linked', c, other);
     });
     this.announce(c);
     this.announce(other);
@@ -311,16 +309,10 @@ export class CaseService {
     const other = await this.d.cases.findById(otherId);
     if (!other || other.agencyId !== p.agencyId) throw new AppError('NOT_FOUND', 'Case not found');
     await this.d.db.transaction(async (tx) => {
-      if (!(await this.d.cases.unlink(tx, c.id, other.id))) return;
-      await this.d.cases.addEvent(tx, {
-        caseId: c.id,
-        kind: 'case.unlinked',
-        actorKind: 'agent',
-        actorUserId: p.userId,
-        data: { reference: other.reference },
-      });
+      if (await this.d.cases.unlink(tx, c.id, other.id)) await this.recordBothSides(tx, p, 'case.unlinked', c, other);
     });
     this.announce(c);
+    this.announce(other);
     return this.detail(p, caseId);
   }
 }

@@ -73,7 +73,10 @@ export class MessageService {
     // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
     if (created) {
       this.d.notifier.messageCreated(message, conv);
-      if (p.kind === 'constituent') await this.d.constituentReplied(conv.caseId).catch(() => undefined);
+      // The case status came with the conversation: only a case waiting for the constituent costs a write.
+      if (p.kind === 'constituent' && conv.caseStatus === 'awaiting_info') {
+        await this.d.constituentReplied(conv.caseId).catch(() => undefined);
+      }
       if (p.kind === 'staff' && message.visibility === 'internal') void this.notifyMentions(p.userId, p.displayName, conv, message.body);
     }
     return { message, created };
