@@ -202,7 +202,9 @@ describe('the agent console, live with the widget, in Chromium', () => {
     // Both clicks leave before either answer arrives: the race a fast queue really has.
     const press = (b: typeof takeA) => b.evaluate((el) => (el as HTMLButtonElement).click());
     await Promise.all([press(takeA), press(takeJ)]);
-    const said = (p: Page) => p.getByRole('navigation', { name: 'Inbox' }).getByRole('status').first().textContent();
+    // The notice is hidden while empty; include it so an answer not yet arrived reads as '' instead of waiting.
+    const said = (p: Page) =>
+      p.getByRole('navigation', { name: 'Inbox' }).getByRole('status', { includeHidden: true }).first().textContent();
     await eventually(async () => Boolean((await said(avery.page)) && (await said(jordan.page))), true, 10_000);
     const outcomes = [await said(avery.page), await said(jordan.page)];
     const averyWon = outcomes[0] === 'You took the conversation with Race Resident.';
