@@ -32,6 +32,11 @@ import { AvailabilityService } from './modules/availability/availability.service
 import { QueueService } from './modules/queue/queue.service.js';
 import { createIo } from './realtime/io.js';
 import { CaseService } from './modules/cases/case.service.js';
+import { agencyRoutes } from './modules/agencies/agency.routes.js';
+import { CaseTimers } from './modules/cases/case-timers.js';
+import { SlaRepository } from './modules/sla/sla.repository.js';
+import { SlaService } from './modules/sla/sla.service.js';
+import { TaskRepository } from './modules/tasks/task.repository.js';
 import { CaseTypeRepository } from './modules/case-types/case-type.repository.js';
 import { CaseTypeService } from './modules/case-types/case-type.service.js';
 import { caseTypeRoutes } from './modules/case-types/case-type.routes.js';
@@ -62,6 +67,10 @@ export interface AppOptions {
   webHandler?: RequestHandler;
   /** How long a staff member may be without a socket before they show as offline (a reload is not leaving). */
   presenceGraceMs?: number;
+  /** The clock SLA and case timers read; tests move it. */
+  now?: () => Date;
+  /** How often SLA alerts and reopen windows are checked; 0 turns the timer off (tests call tick). */
+  caseTimerMs?: number;
   /** Other origins that serve our own pages (demo mode: http://127.0.0.1:PORT next to localhost). */
   extraOwnOrigins?: string[];
 }
@@ -77,6 +86,9 @@ export interface App {
     widget: WidgetService;
     conversations: ConversationService;
     messages: MessageService;
+    cases: CaseService;
+    sla: SlaService;
+    timers: CaseTimers;
   };
 }
 
@@ -105,6 +117,8 @@ export function createApp(o: AppOptions): App {
     messages: new MessageRepository(db),
     attachments: new AttachmentRepository(db),
     caseTypes: new CaseTypeRepository(db),
+    tasks: new TaskRepository(db),
+    slas: new SlaRepository(db),
   };
   const caseTypes = new CaseTypeService({ caseTypes: repos.caseTypes, agencies: repos.agencies, audit: repos.audit });
 
@@ -121,6 +135,7 @@ export function createApp(o: AppOptions): App {
     presenceChanged: (...a) => notifier?.presenceChanged(...a),
     mentioned: (...a) => notifier?.mentioned(...a),
     caseUpdated: (...a) => notifier?.caseUpdated(...a),
+    slaAlert: (...a) => notifier?.slaAlert(...a),
   };
 
   const auth = new AuthService({
@@ -149,8 +164,18 @@ export function createApp(o: AppOptions): App {
     widgetSessionsPerIp: new Limiter('widget-session-ip', limits.widgetSessionsPerIp),
     ownOrigins,
   });
+  const clock = o.now ?? (() => new Date());
+  const sla = new SlaService({
+    db,
+    slas: repos.slas,
+    agencies: repos.agencies,
+    notifier: lateNotifier,
+    addEvent: (caseId, kind, data) => repos.cases.addEvent(db, { caseId, kind, actorKind: 'system', data }),
+    now: clock,
+  });
   const conversations = new ConversationService({
     db,
+    caseStarted: (tx, kase): Promise<void> => cases.started(tx, kase),
     conversations: repos.conversations,
     messages: repos.messages,
     cases: repos.cases,
@@ -178,6 +203,7 @@ export function createApp(o: AppOptions): App {
     notifier: lateNotifier,
     staff: repos.users,
     constituentReplied: (caseId) => cases.constituentReplied(caseId),
+    agentReplied: (caseId) => cases.agentReplied(caseId),
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
   });
 
@@ -187,10 +213,16 @@ export function createApp(o: AppOptions): App {
     caseTypes,
     constituents: repos.constituents,
     agencies: repos.agencies,
-    tellConstituent: (caseId, body) => conversations.tellConstituent(caseId, body),
+    tellConstituent: (caseId, body): Promise<boolean> => conversations.tellConstituent(caseId, body),
     audit: repos.audit,
     notifier: lateNotifier,
+    tasks: repos.tasks,
+    sla,
+    now: clock,
+    staffInAgency: async (agencyId, userId) => (await repos.users.findById(userId))?.agencyId === agencyId,
   });
+  // SLA alerts and the closing of resolved cases run on a timer on every node; each is claimed once.
+  const timers = new CaseTimers({ sla, cases, logger: o.logger, intervalMs: o.caseTimerMs ?? 15_000 });
   // Filled in once Socket.IO exists: whether a user has a socket on any node.
   let userConnected: (userId: string) => Promise<boolean> = async () => false;
   const presence = new PresenceService({
@@ -247,6 +279,7 @@ export function createApp(o: AppOptions): App {
   api.use(caseRoutes({ cases }));
   api.use(caseTypeRoutes({ caseTypes }));
   api.use(staffRoutes({ presence, agencies: repos.agencies }));
+  api.use(agencyRoutes({ agencies: repos.agencies, audit: repos.audit }));
   api.use(notFoundApi);
   app.use('/api', api);
   app.use(placeholderRoutes());
@@ -284,5 +317,5 @@ export function createApp(o: AppOptions): App {
   };
   userConnected = async (userId) => (await io.in(rooms.user(userId)).fetchSockets()).length > 0;
 
-  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages } };
+  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers } };
 }

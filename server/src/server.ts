@@ -36,6 +36,9 @@ export interface StartOptions {
   presenceGraceMs?: number;
   /** Serve web/build and widget/dist when they exist (default true). */
   serveWeb?: boolean;
+  /** Tests: the clock case timers and SLAs read, and how often the timers run (0: only when told). */
+  now?: () => Date;
+  caseTimerMs?: number;
 }
 
 /** Opens the database, migrates, seeds the demo agency in demo mode, builds the app and listens. */
@@ -78,6 +81,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       limits: opts.limits,
       sessionRecheckMs: opts.sessionRecheckMs,
       presenceGraceMs: opts.presenceGraceMs,
+      now: opts.now,
+      caseTimerMs: opts.caseTimerMs,
       version: readVersion(),
       realtimeKind: config.redisUrl ? 'redis' : 'single-node',
       staticDirs:
@@ -105,6 +110,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`;
 
+    app.services.timers.start();
+    cleanup.unshift(() => app.services.timers.stop());
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {

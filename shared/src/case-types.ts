@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CaseStatus, Channel, Id, Language, Priority } from './schemas.js';
+import { BusinessHours, CaseStatus, Channel, Id, Language, Priority } from './schemas.js';
 
 // ---- custom fields --------------------------------------------------------------------------------
 
@@ -100,6 +100,69 @@ export function validateFields(
   return issues;
 }
 
+// ---- workflow stages, playbooks and SLAs -----------------------------------------------------------
+
+/** Where a case is in its life, beside its status: Intake → Review → Process → Decision. */
+export const Stage = z.enum(['intake', 'review', 'process', 'decision']);
+export type Stage = z.infer<typeof Stage>;
+export const STAGES = Stage.options;
+
+const TaskKey = z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, 'Task keys are lower case letters, digits and _, starting with a letter');
+
+/** What completing a playbook task does for the agent. */
+export const PlaybookAction = z.discriminatedUnion('kind', [
+  /** Sends this message to the constituent ({name} becomes their name). */
+  z.strictObject({ kind: z.literal('send_message'), body: z.string().trim().min(1).max(2000) }),
+  /** Moves the case to Awaiting info asking for this document. */
+  z.strictObject({ kind: z.literal('request_document'), request: z.string().trim().min(1).max(1000) }),
+  /** Sets a custom field to a value (checked against the case type). */
+  z.strictObject({ kind: z.literal('set_field'), fieldKey: z.string().min(1), value: z.union([z.string(), z.number(), z.boolean()]) }),
+  /** Adds a follow-up task due this many days later. */
+  z.strictObject({ kind: z.literal('follow_up'), title: z.string().trim().min(1).max(200), dueInDays: z.number().int().min(0).max(365) }),
+]);
+export type PlaybookAction = z.infer<typeof PlaybookAction>;
+
+/** One step of a case type's playbook. Required steps must be done before the case leaves their stage. */
+export const PlaybookTask = z.strictObject({
+  key: TaskKey,
+  stage: Stage,
+  title: z.string().trim().min(1, 'A task needs a title').max(200),
+  instructions: z.string().trim().max(2000).default(''),
+  required: z.boolean().default(false),
+  action: PlaybookAction.optional(),
+});
+export type PlaybookTask = z.infer<typeof PlaybookTask>;
+
+/** Business minutes to first response and to resolution, per priority. */
+export const SlaTarget = z.strictObject({
+  firstResponseMinutes: z.number().int().min(1).max(525_600),
+  resolutionMinutes: z.number().int().min(1).max(5_256_000),
+});
+export const SlaPolicy = z.partialRecord(Priority, SlaTarget);
+export type SlaPolicy = z.infer<typeof SlaPolicy>;
+
+/** The agency's working calendar: SLA clocks run only in its hours, never on its holidays. */
+export const AgencyCalendar = z.strictObject({
+  /** Null: open around the clock. */
+  businessHours: BusinessHours.nullable().refine(
+    (h) => {
+      if (!h) return true;
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: h.timezone });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'Unknown time zone', path: ['timezone'] },
+  ),
+  holidays: z
+    .array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'Holidays are dates (YYYY-MM-DD)'))
+    .max(200)
+    .default([]),
+});
+export type AgencyCalendar = z.infer<typeof AgencyCalendar>;
+
 // ---- case types -----------------------------------------------------------------------------------
 
 export const CaseTypeInput = z.strictObject({
@@ -117,6 +180,10 @@ export const CaseTypeInput = z.strictObject({
   retentionDays: z.number().int().min(1).max(36_500).default(2555),
   /** Allowed status transitions; the shipped default when absent. */
   transitions: z.record(CaseStatus, z.array(CaseStatus)).optional(),
+  playbook: z.array(PlaybookTask).max(40).default([]),
+  sla: SlaPolicy.nullable().default(null),
+  /** Days after resolution during which a constituent's reply reopens the case; then it closes. */
+  reopenDays: z.number().int().min(0).max(365).default(14),
 });
 export type CaseTypeInput = z.input<typeof CaseTypeInput>;
 
@@ -129,6 +196,9 @@ export const CaseType = z.object({
   defaultPriority: Priority,
   retentionDays: z.number().int(),
   transitions: z.record(CaseStatus, z.array(CaseStatus)).nullable(),
+  playbook: z.array(PlaybookTask),
+  sla: SlaPolicy.nullable(),
+  reopenDays: z.number().int(),
   /** Bumped on every change; a case records the version it was last validated against. */
   version: z.number().int(),
 });

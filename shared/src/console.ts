@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Channel, ConversationSummary, Id, Priority, CaseStatus, Role } from './schemas.js';
-import { FieldDef } from './case-types.js';
+import { FieldDef, PlaybookAction, Stage } from './case-types.js';
 
 // ---- inbox ---------------------------------------------------------------------------------------
 
@@ -99,6 +99,39 @@ export const CaseEvent = z.object({
 });
 export type CaseEvent = z.infer<typeof CaseEvent>;
 
+/** A task on a case: a playbook step, or one added by hand (with an owner and a due date). */
+export const CaseTask = z.object({
+  id: Id,
+  /** Playbook step key; null for a task added by hand. */
+  key: z.string().nullable(),
+  stage: Stage.nullable(),
+  title: z.string(),
+  instructions: z.string(),
+  required: z.boolean(),
+  action: PlaybookAction.nullable(),
+  assigneeId: Id.nullable(),
+  assigneeName: z.string().nullable(),
+  groupId: Id.nullable(),
+  dueAt: z.iso.datetime({ offset: true }).nullable(),
+  doneAt: z.iso.datetime({ offset: true }).nullable(),
+  doneByName: z.string().nullable(),
+});
+export type CaseTask = z.infer<typeof CaseTask>;
+
+/** One SLA clock of a case. */
+export const SlaClock = z.object({
+  metric: z.enum(['first_response', 'resolution']),
+  targetMinutes: z.number().int(),
+  dueAt: z.iso.datetime({ offset: true }),
+  warnAt: z.iso.datetime({ offset: true }),
+  /** Paused while the case waits for the constituent. */
+  pausedAt: z.iso.datetime({ offset: true }).nullable(),
+  metAt: z.iso.datetime({ offset: true }).nullable(),
+  warnedAt: z.iso.datetime({ offset: true }).nullable(),
+  breachedAt: z.iso.datetime({ offset: true }).nullable(),
+});
+export type SlaClock = z.infer<typeof SlaClock>;
+
 export const CaseDetail = z.object({
   id: Id,
   reference: z.string(),
@@ -118,6 +151,12 @@ export const CaseDetail = z.object({
   links: z.array(z.object({ id: Id, reference: z.string(), title: z.string(), status: CaseStatus })),
   /** Statuses the workflow allows from the current one. */
   allowedStatuses: z.array(CaseStatus),
+  stage: Stage,
+  /** Playbook steps then tasks added by hand. */
+  tasks: z.array(CaseTask),
+  sla: z.array(SlaClock),
+  /** While Awaiting info: what the constituent was asked for. */
+  awaiting: z.string().nullable(),
   constituent: z
     .object({
       id: Id,
@@ -147,6 +186,7 @@ export const CaseUpdateInput = z
     caseTypeId: Id.optional(),
     /** Custom field values to set (others keep theirs); null clears one. */
     fields: z.record(z.string(), z.unknown()).optional(),
+    stage: Stage.optional(),
     /** With status awaiting_info: what the constituent is asked for (they are told at once). */
     request: z.string().trim().min(1, 'Say what you need from the constituent').max(1000).optional(),
   })
@@ -155,6 +195,31 @@ export const CaseUpdateInput = z
     path: ['status'],
   });
 export type CaseUpdateInput = z.input<typeof CaseUpdateInput>;
+
+/** A task added by hand to a case. */
+export const TaskCreateInput = z.strictObject({
+  title: z.string().trim().min(1, 'Give the task a title').max(200),
+  instructions: z.string().trim().max(2000).default(''),
+  assigneeId: Id.nullable().default(null),
+  groupId: Id.nullable().default(null),
+  dueAt: z.iso.datetime({ offset: true, message: 'Due date is not a valid date and time' }).nullable().default(null),
+});
+export type TaskCreateInput = z.input<typeof TaskCreateInput>;
+
+/** Mark a task done or not done. */
+export const TaskUpdateInput = z.strictObject({ done: z.boolean() });
+export type TaskUpdateInput = z.input<typeof TaskUpdateInput>;
+
+/** Pushed to a case's assignee and the supervisors when an SLA is near or past its target. */
+export const SlaAlert = z.object({
+  caseId: Id,
+  reference: z.string(),
+  title: z.string(),
+  metric: z.enum(['first_response', 'resolution']),
+  level: z.enum(['warning', 'breach']),
+  dueAt: z.iso.datetime({ offset: true }),
+});
+export type SlaAlert = z.infer<typeof SlaAlert>;
 
 /** A case opened by hand: a walk-in, a letter, a phone call taken outside CaseBridge. */
 export const CaseCreateInput = z.strictObject({

@@ -12,7 +12,7 @@ import {
   SyncResult,
   TypingInput,
 } from './schemas.js';
-import { CaseChanged, Mention, PresenceChanged, PresenceInput, TransferInput } from './console.js';
+import { CaseChanged, Mention, PresenceChanged, PresenceInput, SlaAlert, TransferInput } from './console.js';
 
 /**
  * Client → server commands: the single source of truth for what a socket may ask.
@@ -105,6 +105,8 @@ export interface ServerToClientEvents {
   'mention:created': (mention: Mention) => void;
   /** Staff: a case of one of your groups changed (status, priority, timeline). */
   'case:updated': (change: CaseChanged) => void;
+  /** Staff (the case's assignee and the supervisors): an SLA is at 75 % or past its target. */
+  'sla:alert': (alert: SlaAlert) => void;
   /** Sent just before the server closes a socket whose session ended (logout, disabled, expired). */
   'session:ended': (info: { reason: 'logout' | 'disabled' | 'expired' | 'revoked' }) => void;
 }
@@ -121,6 +123,8 @@ export const rooms = {
   agencyStaff: (agencyId: string) => `agency:${agencyId}:staff`,
   /** Staff who may see every conversation of an agency (admins). */
   agencyAll: (agencyId: string) => `agency:${agencyId}:all`,
+  /** An agency's supervisors: SLA alerts and, later, the live dashboard. */
+  supervisors: (agencyId: string) => `agency:${agencyId}:supervisors`,
   /** Every socket of one constituent: public messages of their conversations only. */
   constituent: (constituentId: string) => `constituent:${constituentId}`,
   /** Every socket of one widget session (revocation). */

@@ -132,12 +132,13 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
     const early = await as(agent).patch(path, { version: detail.version, status: 'resolved' });
     expect(early.status).toBe(400);
     expect(early.body.error.issues.map((i: { path: string[] }) => i.path)).toEqual([['fields', 'address']]);
+    // With the fields filled in, the playbook's required tasks still stand between the case and a decision.
     const filled = await as(agent).patch(path, { version: detail.version, fields: { address: '12 Elm St' }, status: 'resolved' });
-    expect(filled.status).toBe(200);
-    expect(filled.body.status).toBe('resolved');
-    expect(filled.body.events.map((e: { kind: string }) => e.kind)).toEqual(
-      expect.arrayContaining(['case.fields_changed', 'case.status_changed']),
-    );
+    expect(filled.status).toBe(400);
+    expect(filled.body.error.message).toMatch(/^Finish the required tasks first: Check the application is complete, Verify residency/);
+    const after = (await as(agent).get(path)).body;
+    expect(after).toMatchObject({ status: 'open', version: detail.version });
+    expect(after.fields).not.toHaveProperty('address');
   });
 
   it('opens a case by hand for a walk-in, finding the constituent they already are', async () => {

@@ -57,6 +57,10 @@ export interface HarnessOptions {
   databaseUrl?: string;
   redisUrl?: string;
   serveWeb?: boolean;
+  /** The clock SLAs and case timers read (default: real time). */
+  now?: () => Date;
+  /** Case timers run every this many ms; by default never on their own (tests call tick). */
+  caseTimerMs?: number;
   /** Receives every log line (JSON) the server writes. */
   logSink?: (line: string) => void;
 }
@@ -123,6 +127,8 @@ export async function startTestServer(backend: Backend, opts: HarnessOptions = {
     sessionRecheckMs: opts.sessionRecheckMs,
     presenceGraceMs: opts.presenceGraceMs ?? 300,
     serveWeb: opts.serveWeb ?? false,
+    now: opts.now,
+    caseTimerMs: opts.caseTimerMs ?? 0,
   });
   // PUBLIC_BASE_URL defaults to the configured port; with port 0 tests use the real one.
   const url = server.url;

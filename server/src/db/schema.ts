@@ -13,7 +13,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { BusinessHours, FieldDef, LocalText } from '@casebridge/shared';
+import type { BusinessHours, FieldDef, LocalText, PlaybookAction, PlaybookTask, SlaPolicy } from '@casebridge/shared';
 
 // Timestamps come back as ISO-ish strings (mode 'string'): the same on PGlite and node-postgres,
 // and no time-zone surprises from Date conversions.
@@ -32,6 +32,8 @@ export const agencies = pgTable('agencies', {
   casePrefix: text('case_prefix').notNull().default('CASE'),
   /** Weekly opening hours for live chat; null means always open. */
   businessHours: jsonb('business_hours').$type<BusinessHours>(),
+  /** Local dates (YYYY-MM-DD) the agency is closed: SLA clocks do not run on them. */
+  holidays: jsonb('holidays').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
   createdAt: createdAt(),
 });
 
@@ -154,6 +156,11 @@ export const caseTypes = pgTable(
     defaultPriority: text('default_priority', { enum: ['low', 'normal', 'high', 'urgent'] }).notNull().default('normal'),
     retentionDays: integer('retention_days').notNull().default(2555),
     transitions: jsonb('transitions').$type<Record<string, string[]>>(),
+    /** Ordered steps per stage; copied onto each case of the type as tasks. */
+    playbook: jsonb('playbook').$type<PlaybookTask[]>().notNull().default(sql`'[]'::jsonb`),
+    /** Business-minute targets per priority; null: no SLA. */
+    sla: jsonb('sla').$type<SlaPolicy>(),
+    reopenDays: integer('reopen_days').notNull().default(14),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
   },
@@ -214,11 +221,17 @@ export const cases = pgTable(
     customFields: jsonb('custom_fields').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     /** Free labels agents put on a case ("pothole", "follow-up"), lower case, for filtering. */
     tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+    stage: text('stage', { enum: ['intake', 'review', 'process', 'decision'] }).notNull().default('intake'),
+    /** While Awaiting info: what the constituent was asked for (shown in the portal). */
+    awaitingRequest: text('awaiting_request'),
+    /** When it was last resolved: a reply within the case type's reopen window reopens it, then it closes. */
+    resolvedAt: ts('resolved_at'),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
   (t) => [
+    check('cases_stage_ck', sql`${t.stage} in ('intake','review','process','decision')`),
     uniqueIndex('cases_reference_uq').on(t.agencyId, t.reference),
     index('cases_group_status_ix').on(t.groupId, t.status),
   ],
@@ -327,6 +340,75 @@ export const caseEvents = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('case_events_case_ix').on(t.caseId, t.createdAt)],
+);
+
+/** A case's to-do list: its type's playbook steps, and tasks agents add by hand. */
+export const caseTasks = pgTable(
+  'case_tasks',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    caseId: uuid('case_id').notNull().references(() => cases.id, { onDelete: 'cascade' }),
+    /** The playbook step it came from; null for a task added by hand. */
+    templateKey: text('template_key'),
+    stage: text('stage', { enum: ['intake', 'review', 'process', 'decision'] }),
+    position: integer('position').notNull().default(0),
+    title: text('title').notNull(),
+    instructions: text('instructions').notNull().default(''),
+    required: boolean('required').notNull().default(false),
+    action: jsonb('action').$type<PlaybookAction>(),
+    assigneeId: uuid('assignee_id').references(() => users.id, { onDelete: 'set null' }),
+    groupId: uuid('group_id').references(() => groups.id, { onDelete: 'set null' }),
+    dueAt: ts('due_at'),
+    doneAt: ts('done_at'),
+    doneBy: uuid('done_by').references(() => users.id, { onDelete: 'set null' }),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('case_tasks_case_ix').on(t.caseId),
+    uniqueIndex('case_tasks_template_uq').on(t.caseId, t.templateKey).where(sql`${t.templateKey} is not null`),
+    index('case_tasks_assignee_ix').on(t.assigneeId).where(sql`${t.doneAt} is null`),
+  ],
+);
+
+/**
+ * SLA clocks, one per case and metric. Due and warning instants are absolute; a pause in Awaiting info pushes
+ * them later by the business time it lasted. `warned_at`/`breached_at` are set by one conditional UPDATE, so
+ * each alert fires once however many nodes look, and survives restarts.
+ */
+export const caseSlas = pgTable(
+  'case_slas',
+  {
+    caseId: uuid('case_id').notNull().references(() => cases.id, { onDelete: 'cascade' }),
+    metric: text('metric', { enum: ['first_response', 'resolution'] }).notNull(),
+    targetMinutes: integer('target_minutes').notNull(),
+    startedAt: ts('started_at').notNull(),
+    warnAt: ts('warn_at').notNull(),
+    dueAt: ts('due_at').notNull(),
+    pausedAt: ts('paused_at'),
+    metAt: ts('met_at'),
+    warnedAt: ts('warned_at'),
+    breachedAt: ts('breached_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.caseId, t.metric] }),
+    index('case_slas_running_ix').on(t.dueAt).where(sql`${t.metAt} is null and ${t.breachedAt} is null`),
+  ],
+);
+
+/** One-time codes that let a constituent into the portal for one case; only a hash is kept. */
+export const portalCodes = pgTable(
+  'portal_codes',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    caseId: uuid('case_id').notNull().references(() => cases.id, { onDelete: 'cascade' }),
+    codeHash: text('code_hash').notNull(),
+    expiresAt: ts('expires_at').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    usedAt: ts('used_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('portal_codes_case_ix').on(t.caseId, t.createdAt)],
 );
 
 /** Cases that belong together (the same pothole reported twice). Stored both ways so either side lists it. */

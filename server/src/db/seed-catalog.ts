@@ -1,9 +1,29 @@
-import { and, eq } from 'drizzle-orm';
-import type { FieldDef, LocalText } from '@casebridge/shared';
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import type { FieldDef, LocalText, PlaybookTask, SlaPolicy } from '@casebridge/shared';
 import type { Tx } from './client.js';
 import { caseTypes, serviceDefinitions } from './schema.js';
 
-type SeedType = { name: string; prefix: string; group: string; priority?: 'normal' | 'high'; fields: FieldDef[] };
+type SeedType = {
+  name: string;
+  prefix: string;
+  group: string;
+  priority?: 'normal' | 'high';
+  fields: FieldDef[];
+  playbook: PlaybookTask[];
+  sla: SlaPolicy;
+};
+
+const step = (
+  stage: PlaybookTask['stage'],
+  key: string,
+  title: string,
+  instructions: string,
+  required = true,
+  action?: PlaybookTask['action'],
+): PlaybookTask => ({ key, stage, title, instructions, required, ...(action ? { action } : {}) });
+
+/** Business minutes: an 8-hour working day. */
+const DAY = 8 * 60;
 
 const t = (en: string, es: string): LocalText => ({ en, es });
 
@@ -17,6 +37,17 @@ const TYPES: SeedType[] = [
       { key: 'location', label: t('Location', 'Ubicación'), type: 'address', required: true },
       { key: 'hazard', label: t('Is it a hazard to traffic?', '¿Es un peligro para el tráfico?'), type: 'yes_no', required: false },
     ],
+    playbook: [
+      step('intake', 'confirm_location', 'Confirm the exact location', 'Ask for the nearest address or cross streets and fill in Location. A photo helps the crew.'),
+      step('review', 'check_duplicates', 'Check for earlier reports', 'Search open Street issue cases for the same location and link any duplicate.', false),
+      step('process', 'work_order', 'Create the work order', 'Open a work order for the street crew and put its number in an internal note.'),
+      step('process', 'tell_scheduled', 'Tell the resident it is scheduled', 'Sends the standard message.', false, {
+        kind: 'send_message',
+        body: 'Hello {name}, a crew has been scheduled. We will let you know when the work is done.',
+      }),
+      step('decision', 'confirm_repair', 'Confirm the repair is done', 'Check the crew closed the work order, then resolve the case.'),
+    ],
+    sla: { normal: { firstResponseMinutes: 60, resolutionMinutes: 5 * DAY }, high: { firstResponseMinutes: 30, resolutionMinutes: 2 * DAY }, urgent: { firstResponseMinutes: 15, resolutionMinutes: DAY } },
   },
   {
     name: 'Residential parking permit',
@@ -29,6 +60,21 @@ const TYPES: SeedType[] = [
       { key: 'start_date', label: t('Start date', 'Fecha de inicio'), type: 'date', required: false },
       { key: 'proof', label: t('Proof of address', 'Comprobante de domicilio'), type: 'file', required: false },
     ],
+    playbook: [
+      step('intake', 'check_complete', 'Check the application is complete', 'Plate, home address and zone must be filled in.'),
+      step('intake', 'request_proof', 'Ask for proof of address', 'Only if none was attached: asks the applicant for a document and waits for it.', false, {
+        kind: 'request_document',
+        request: 'a proof of address (a utility bill or lease from the last 90 days)',
+      }),
+      step('review', 'verify_residency', 'Verify residency', 'Compare the proof of address with the home address on the application.'),
+      step('review', 'check_zone', 'Check zone eligibility', 'The address must be inside the permit zone chosen; correct the zone if needed.'),
+      step('process', 'issue_permit', 'Issue the permit', 'Create the permit in the parking system and note its number.'),
+      step('decision', 'notify_decision', 'Tell the applicant the decision', 'Sends the decision message; then resolve the case.', true, {
+        kind: 'send_message',
+        body: 'Hello {name}, your residential parking permit application has been decided. Your permit will arrive by mail within 5 business days.',
+      }),
+    ],
+    sla: { normal: { firstResponseMinutes: 120, resolutionMinutes: 10 * DAY }, high: { firstResponseMinutes: 60, resolutionMinutes: 5 * DAY } },
   },
   {
     name: 'Benefits inquiry',
@@ -39,6 +85,13 @@ const TYPES: SeedType[] = [
       { key: 'household_size', label: t('Household size', 'Personas en el hogar'), type: 'number', required: false, min: 1, max: 20 },
       { key: 'details', label: t('Details', 'Detalles'), type: 'long_text', required: false },
     ],
+    playbook: [
+      step('intake', 'identify_program', 'Identify the program', 'Ask what help they need and fill in Program.'),
+      step('review', 'screen', 'Screen eligibility', 'Use the program screener with household size and income.'),
+      step('process', 'refer', 'Refer or enroll', 'Start the application or refer to the partner organization.', false),
+      step('decision', 'confirm_outcome', 'Confirm the outcome with the constituent', 'Tell them what happens next and when.'),
+    ],
+    sla: { normal: { firstResponseMinutes: 60, resolutionMinutes: 3 * DAY }, high: { firstResponseMinutes: 30, resolutionMinutes: DAY } },
   },
   {
     name: 'Public records request',
@@ -50,6 +103,18 @@ const TYPES: SeedType[] = [
       { key: 'date_to', label: t('To date', 'Hasta'), type: 'date', required: false },
       { key: 'format', label: t('Format', 'Formato'), type: 'multi_select', required: false, options: ['Electronic', 'Paper'] },
     ],
+    playbook: [
+      step('intake', 'clarify', 'Clarify the request', 'Make sure Records requested names documents, dates and departments.'),
+      step('review', 'locate', 'Locate the records', 'Ask the departments that hold them; note who answered.'),
+      step('process', 'redact', 'Redact exempt information', 'Remove personal and exempt information; a second person checks.'),
+      step('process', 'follow_up', 'Remind the department in a week', 'Adds a follow-up task due in 7 days.', false, {
+        kind: 'follow_up',
+        title: 'Check the department has sent the records',
+        dueInDays: 7,
+      }),
+      step('decision', 'deliver', 'Deliver the records', 'Send the records in the format asked for, then resolve the case.'),
+    ],
+    sla: { normal: { firstResponseMinutes: 240, resolutionMinutes: 10 * DAY } },
   },
 ];
 
@@ -76,8 +141,15 @@ export async function seedCatalog(tx: Tx, agencyId: string, groupId: Map<string,
         fields: ct.fields.map((f) => ({ ...f, required: f.required ?? false })),
         defaultGroupId: groupId.get(ct.group) ?? null,
         defaultPriority: ct.priority ?? 'normal',
+        playbook: ct.playbook,
+        sla: ct.sla,
       })
       .onConflictDoNothing();
+    // Demo agencies seeded before playbooks existed get them; a type an admin already shaped is left alone.
+    await tx
+      .update(caseTypes)
+      .set({ playbook: ct.playbook, sla: ct.sla })
+      .where(and(eq(caseTypes.agencyId, agencyId), eq(caseTypes.name, ct.name), sql`${caseTypes.playbook} = '[]'::jsonb`, isNull(caseTypes.sla)));
   }
   const existing = await tx.select({ id: serviceDefinitions.id }).from(serviceDefinitions).where(eq(serviceDefinitions.agencyId, agencyId));
   if (existing.length) return;

@@ -47,6 +47,8 @@ export async function seedDemo(db: Db, opts: { password: string; allowedOrigins:
         widgetKey: DEMO_AGENCY_KEY,
         casePrefix: 'SPR',
         allowedOrigins: opts.allowedOrigins,
+        // City holidays: SLA clocks do not run on them.
+        holidays: ['2026-12-25', '2027-01-01', '2027-01-18', '2027-05-31', '2027-07-05'],
       })
       .onConflictDoUpdate({ target: agencies.slug, set: { allowedOrigins: opts.allowedOrigins } });
     const [agency] = await tx.select().from(agencies).where(eq(agencies.slug, 'springfield'));

@@ -95,6 +95,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       ...p.groupIds.map(rooms.group),
     ];
     if (p.role === 'admin') joined.push(rooms.agencyAll(p.agencyId));
+    if (p.role === 'supervisor' || p.role === 'admin') joined.push(rooms.supervisors(p.agencyId));
     void socket.join(joined);
   } else {
     void socket.join([rooms.constituent(p.constituentId), rooms.widgetSession(p.widgetSessionId)]);

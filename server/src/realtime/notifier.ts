@@ -6,6 +6,7 @@ import {
   type Message,
   type PresenceChanged,
   type QueuePosition,
+  type SlaAlert,
 } from '@casebridge/shared';
 import type { AppServer } from './types.js';
 
@@ -36,6 +37,8 @@ export interface Notifier {
   sessionEnded(target: { sessionId?: string; userId?: string; widgetSessionId?: string }, reason: SessionEndReason): void;
   receiptChanged(audience: Audience, by: 'agent' | 'constituent', deliveredSeq: number, readSeq: number): void;
   queuePosition(constituentId: string, position: QueuePosition): void;
+  /** An SLA warning or breach: the case's assignee and the agency's supervisors. */
+  slaAlert(audience: { agencyId: string; assigneeId: string | null }, alert: SlaAlert): void;
 }
 
 /** Staff who may see a conversation: its group's members, its owner and the agency's admins. */
@@ -88,6 +91,11 @@ export function createNotifier(io: AppServer): Notifier {
     caseUpdated(audience, change) {
       io.to(staffRooms(audience)).emit('case:updated', change);
     },
+    slaAlert(audience, alert) {
+      const target = [rooms.supervisors(audience.agencyId)];
+      if (audience.assigneeId) target.push(rooms.user(audience.assigneeId));
+      io.to(target).emit('sla:alert', alert);
+    },
     queuePosition(constituentId, position) {
       io.to(rooms.constituent(constituentId)).emit('queue:position', position);
     },
@@ -118,5 +126,6 @@ export const silentNotifier: Notifier = {
   typing() {},
   sessionEnded() {},
   receiptChanged() {},
+  slaAlert() {},
   queuePosition() {},
 };

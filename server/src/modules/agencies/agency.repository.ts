@@ -12,8 +12,8 @@ export class AgencyRepository {
     return row;
   }
 
-  async findById(id: string): Promise<AgencyRow | undefined> {
-    const [row] = await this.db.select().from(agencies).where(eq(agencies.id, id));
+  async findById(id: string, tx: Tx | Db = this.db): Promise<AgencyRow | undefined> {
+    const [row] = await tx.select().from(agencies).where(eq(agencies.id, id));
     return row;
   }
 
@@ -39,6 +39,11 @@ export class AgencyRepository {
       .from(groups)
       .where(eq(groups.agencyId, agencyId))
       .orderBy(groups.name);
+  }
+
+  /** New SLA clocks use it; clocks already running keep the instants they were given. */
+  async setCalendar(agencyId: string, businessHours: AgencyRow['businessHours'], holidays: string[]): Promise<void> {
+    await this.db.update(agencies).set({ businessHours, holidays }).where(eq(agencies.id, agencyId));
   }
 
   async cannedResponses(agencyId: string): Promise<{ id: string; title: string; body: string }[]> {

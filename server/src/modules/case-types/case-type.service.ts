@@ -6,9 +6,10 @@ import {
   type Language,
   type PublicService,
   type ServiceDefinition,
+  validateFields,
 } from '@casebridge/shared';
 import type { z } from 'zod';
-import { pgConstraint, pgErrorCode } from '../../db/client.js';
+import { pgConstraint, pgErrorCode, type Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
 import type { AuditRepository } from '../audit/audit.repository.js';
@@ -35,6 +36,9 @@ export function toCaseType(r: CaseTypeRow): CaseType {
     defaultPriority: r.defaultPriority,
     retentionDays: r.retentionDays,
     transitions: (r.transitions as CaseType['transitions']) ?? null,
+    playbook: r.playbook,
+    sla: r.sla ?? null,
+    reopenDays: r.reopenDays,
     version: r.version,
   };
 }
@@ -79,6 +83,22 @@ function assertUniqueKeys(fields: FieldDef[]): void {
   });
 }
 
+/** Playbook steps have unique keys, and a "set field" step names a field of the type with a valid value. */
+function assertPlaybook(input: CaseTypeValues): void {
+  const seen = new Set<string>();
+  input.playbook.forEach((t, i) => {
+    if (seen.has(t.key)) throw invalid(['playbook', i, 'key'], `Two playbook tasks share the key “${t.key}”`);
+    seen.add(t.key);
+    if (t.action?.kind === 'set_field') {
+      const { fieldKey, value } = t.action;
+      const def = input.fields.find((f) => f.key === fieldKey);
+      if (!def) throw invalid(['playbook', i, 'action', 'fieldKey'], `The case type has no field “${fieldKey}”`);
+      const problem = validateFields([def], { [fieldKey]: value }, { partial: true })[0];
+      if (problem) throw invalid(['playbook', i, 'action', 'value'], problem.message);
+    }
+  });
+}
+
 export class CaseTypeService {
   constructor(
     private readonly d: { caseTypes: CaseTypeRepository; agencies: AgencyRepository; audit: AuditRepository },
@@ -88,8 +108,8 @@ export class CaseTypeService {
     return (await this.d.caseTypes.list(p.agencyId)).map(toCaseType);
   }
 
-  async get(agencyId: string, id: string): Promise<CaseTypeRow | undefined> {
-    return this.d.caseTypes.find(agencyId, id);
+  async get(agencyId: string, id: string, tx?: Tx): Promise<CaseTypeRow | undefined> {
+    return this.d.caseTypes.find(agencyId, id, tx);
   }
 
   private async checkGroup(p: StaffPrincipal, groupId: string | null): Promise<void> {
@@ -107,6 +127,7 @@ export class CaseTypeService {
   async create(p: StaffPrincipal, input: CaseTypeValues): Promise<CaseType> {
     assertAdmin(p);
     assertUniqueKeys(input.fields);
+    assertPlaybook(input);
     await this.checkGroup(p, input.defaultGroupId);
     const row = await this.d.caseTypes
       .create({ agencyId: p.agencyId, ...input, transitions: input.transitions ?? null })
@@ -123,6 +144,7 @@ export class CaseTypeService {
     if (current.version !== version) throw stale;
     assertUniqueKeys(input.fields);
     assertAdditive(current.fields, input.fields);
+    assertPlaybook(input);
     if (input.prefix !== current.prefix) throw invalid(['prefix'], 'The reference prefix cannot change: references are never reused');
     await this.checkGroup(p, input.defaultGroupId);
     const row = await this.d.caseTypes

@@ -1,9 +1,12 @@
 import { and, desc, eq, ne, sql } from 'drizzle-orm';
 import type { CaseStatus, Priority } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
-import { caseCounters, caseEvents, caseLinks, cases, constituents, groups, users } from '../../db/schema.js';
+import { caseCounters, caseEvents, caseLinks, caseTypes, cases, constituents, groups, users } from '../../db/schema.js';
 
 export type CaseRow = typeof cases.$inferSelect;
+export type CaseChange = Partial<
+  Pick<CaseRow, 'status' | 'priority' | 'tags' | 'caseTypeId' | 'customFields' | 'stage' | 'awaitingRequest' | 'resolvedAt'>
+>;
 
 export class CaseRepository {
   constructor(private readonly db: Db) {}
@@ -126,6 +129,22 @@ export class CaseRepository {
       .orderBy(caseEvents.createdAt, caseEvents.id);
   }
 
+  /** Resolved cases whose reopen window has passed: they close. */
+  async resolvedBefore(now: string): Promise<CaseRow[]> {
+    const rows = await this.db
+      .select({ kase: cases })
+      .from(cases)
+      .leftJoin(caseTypes, eq(caseTypes.id, cases.caseTypeId))
+      .where(
+        and(
+          eq(cases.status, 'resolved'),
+          sql`${cases.resolvedAt} + make_interval(days => coalesce(${caseTypes.reopenDays}, 14)) <= ${now}::timestamptz`,
+        ),
+      )
+      .limit(500);
+    return rows.map((r) => r.kase);
+  }
+
   async findByReference(agencyId: string, reference: string): Promise<CaseRow | undefined> {
     const [row] = await this.db
       .select()
@@ -171,13 +190,7 @@ export class CaseRepository {
     tx: Tx,
     caseId: string,
     version: number,
-    change: {
-      status?: CaseStatus;
-      priority?: Priority;
-      tags?: string[];
-      caseTypeId?: string;
-      customFields?: Record<string, unknown>;
-    },
+    change: CaseChange,
   ): Promise<CaseRow | undefined> {
     const [row] = await tx
       .update(cases)

@@ -1,12 +1,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { CaseCreateInput, CaseReferenceInput, CaseUpdateInput } from '@casebridge/shared';
+import { CaseCreateInput, CaseReferenceInput, CaseUpdateInput, TaskCreateInput, TaskUpdateInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
 import type { CaseService } from './case.service.js';
 
 const Params = z.object({ caseId: z.uuid() });
 const LinkParams = z.object({ caseId: z.uuid(), otherId: z.uuid() });
+const TaskParams = z.object({ caseId: z.uuid(), taskId: z.uuid() });
 
 export function caseRoutes(deps: { cases: CaseService }): Router {
   const router = Router();
@@ -39,6 +40,19 @@ export function caseRoutes(deps: { cases: CaseService }): Router {
     const p = requireStaff(res);
     const { caseId, otherId } = parse(LinkParams, req.params);
     res.json(await deps.cases.unlink(p, caseId, otherId));
+  });
+
+  router.post('/cases/:caseId/tasks', async (req, res) => {
+    const p = requireStaff(res);
+    const { caseId } = parse(Params, req.params);
+    res.status(201).json(await deps.cases.addTask(p, caseId, parse(TaskCreateInput, req.body)));
+  });
+
+  router.patch('/cases/:caseId/tasks/:taskId', async (req, res) => {
+    const p = requireStaff(res);
+    const { caseId, taskId } = parse(TaskParams, req.params);
+    const { done } = parse(TaskUpdateInput, req.body);
+    res.json(await deps.cases.setTaskDone(p, caseId, taskId, done));
   });
 
   return router;

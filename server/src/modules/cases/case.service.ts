@@ -1,4 +1,4 @@
-import { DEFAULT_TRANSITIONS, validateFields, type CaseDetail, type CaseStatus, type Priority } from '@casebridge/shared';
+import { DEFAULT_TRANSITIONS, STAGES, validateFields, type CaseDetail, type CaseStatus, type Priority, type Stage } from '@casebridge/shared';
 import type { CaseTypeRow } from '../case-types/case-type.repository.js';
 import type { ConstituentRepository } from '../constituents/constituent.repository.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
@@ -10,7 +10,9 @@ import { toIso } from '../../lib/time.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { AuditRepository } from '../audit/audit.repository.js';
 import type { StaffPrincipal } from '../principal.js';
-import type { CaseRepository, CaseRow } from './case.repository.js';
+import type { SlaService } from '../sla/sla.service.js';
+import type { TaskRepository, TaskRow } from '../tasks/task.repository.js';
+import type { CaseChange, CaseRepository, CaseRow } from './case.repository.js';
 
 export interface CaseDeps {
   db: Db;
@@ -20,9 +22,12 @@ export interface CaseDeps {
   tellConstituent: (caseId: string, body: string) => Promise<boolean>;
   agencies: Pick<AgencyRepository, 'findById' | 'findGroup' | 'defaultGroupId'>;
   now?: () => Date;
-  caseTypes: { get(agencyId: string, id: string): Promise<CaseTypeRow | undefined> };
+  caseTypes: { get(agencyId: string, id: string, tx?: Tx): Promise<CaseTypeRow | undefined> };
   audit: AuditRepository;
   notifier: Notifier;
+  tasks: TaskRepository;
+  sla: SlaService;
+  staffInAgency: (agencyId: string, userId: string) => Promise<boolean>;
 }
 
 /**
@@ -59,12 +64,14 @@ export class CaseService {
 
   async detail(p: StaffPrincipal, caseId: string): Promise<CaseDetail> {
     const c = await this.visible(p, caseId);
-    const [names, who, events, links, type] = await Promise.all([
+    const [names, who, events, links, type, tasks, sla] = await Promise.all([
       this.d.cases.names(c),
       this.d.cases.constituentOf(c),
       this.d.cases.timeline(c.id),
       this.d.cases.links(c.id),
       c.caseTypeId ? this.d.caseTypes.get(c.agencyId, c.caseTypeId) : Promise.resolve(undefined),
+      this.d.tasks.listForCase(c.id),
+      this.d.sla.clocks(c.id),
     ]);
     return {
       id: c.id,
@@ -81,6 +88,24 @@ export class CaseService {
       fields: c.customFields,
       links,
       allowedStatuses: transitionsFor(type)[c.status],
+      stage: c.stage,
+      tasks: tasks.map(({ task: t, assigneeName, doneByName }) => ({
+        id: t.id,
+        key: t.templateKey,
+        stage: t.stage,
+        title: t.title,
+        instructions: t.instructions,
+        required: t.required,
+        action: t.action ?? null,
+        assigneeId: t.assigneeId,
+        assigneeName,
+        groupId: t.groupId,
+        dueAt: t.dueAt ? toIso(t.dueAt) : null,
+        doneAt: t.doneAt ? toIso(t.doneAt) : null,
+        doneByName,
+      })),
+      sla,
+      awaiting: c.status === 'awaiting_info' ? c.awaitingRequest : null,
       constituent: who
         ? {
             id: who.person.id,
@@ -105,7 +130,10 @@ export class CaseService {
     };
   }
 
-  /** Status moves only along the workflow; `version` guards against two people changing it at once. */
+  /**
+   * Status moves only along the workflow, and stages only forward past finished required tasks; `version`
+   * guards against two people changing the case at once.
+   */
   async update(
     p: StaffPrincipal,
     caseId: string,
@@ -116,6 +144,7 @@ export class CaseService {
       tags?: string[];
       caseTypeId?: string;
       fields?: Record<string, unknown>;
+      stage?: Stage;
       request?: string;
     },
   ): Promise<CaseDetail> {
@@ -139,9 +168,10 @@ export class CaseService {
       if (problems.length) throw new AppError('INVALID_PAYLOAD', problems[0]!.message, { issues: problems });
       customFields = merged;
     }
-    // A case is decided with its required fields filled in: resolving or closing checks them all.
-    const finalStatus = input.status ?? c.status;
-    if (type && input.status && input.status !== c.status && (finalStatus === 'resolved' || finalStatus === 'closed')) {
+    const typeChanged = !!input.caseTypeId && input.caseTypeId !== c.caseTypeId;
+    // A case is decided with its required fields filled in and its required tasks done.
+    const deciding = !!input.status && input.status !== c.status && (input.status === 'resolved' || input.status === 'closed');
+    if (type && deciding) {
       const missing = validateFields(type.fields, customFields ?? c.customFields);
       if (missing.length) {
         throw new AppError('INVALID_PAYLOAD', `Fill in the required fields first: ${missing.map((m) => m.message).join('; ')}`, {
@@ -149,13 +179,26 @@ export class CaseService {
         });
       }
     }
+    if (deciding && !typeChanged) await this.assertTasksDone(c.id, undefined, 'status');
+    if (deciding && typeChanged && type?.playbook.some((t) => t.required)) {
+      throw issue('status', 'Set the case type first: its playbook has required tasks to do before a decision');
+    }
+    if (input.stage && input.stage !== c.stage && STAGES.indexOf(input.stage) > STAGES.indexOf(c.stage)) {
+      // Moving on needs the required tasks of every stage being left behind.
+      await this.assertTasksDone(c.id, STAGES.slice(0, STAGES.indexOf(input.stage)), 'stage');
+    }
     const tags = input.tags ? [...new Set(input.tags)].sort() : undefined;
     const sameTags = tags && tags.length === c.tags.length && tags.every((t, i) => t === [...c.tags].sort()[i]);
-    const change = {
-      ...(input.status && input.status !== c.status ? { status: input.status } : {}),
+    const now = this.now();
+    const newStatus = input.status && input.status !== c.status ? input.status : undefined;
+    const change: CaseChange = {
+      ...(newStatus ? { status: newStatus } : {}),
+      ...(asking ? { awaitingRequest: input.request } : newStatus ? { awaitingRequest: null } : {}),
+      ...(newStatus === 'resolved' ? { resolvedAt: now.toISOString() } : {}),
+      ...(input.stage && input.stage !== c.stage ? { stage: input.stage } : {}),
       ...(input.priority && input.priority !== c.priority ? { priority: input.priority } : {}),
       ...(tags && !sameTags ? { tags } : {}),
-      ...(input.caseTypeId && input.caseTypeId !== c.caseTypeId ? { caseTypeId: input.caseTypeId } : {}),
+      ...(typeChanged ? { caseTypeId: input.caseTypeId } : {}),
       ...(customFields && JSON.stringify(customFields) !== JSON.stringify(c.customFields) ? { customFields } : {}),
     };
     if (Object.keys(change).length === 0) return this.detail(p, caseId);
@@ -163,11 +206,18 @@ export class CaseService {
     const updated = await this.d.db.transaction(async (tx) => {
       const row = await this.d.cases.update(tx, c.id, input.version, change);
       if (!row) return undefined;
+      if (typeChanged) {
+        await this.d.tasks.dropOpenPlaybookTasks(tx, c.id);
+        await this.d.tasks.instantiate(tx, c.id, type!.playbook);
+      }
+      if (typeChanged || change.priority) await this.d.sla.apply(tx, row, type);
+      if (newStatus) await this.clocksFollowStatus(tx, row, c.status);
       // One timeline entry per kind of change, in the order a reader expects.
       const events: [kind: string, data: Record<string, unknown>][] = [];
       if (change.status) {
         events.push(['case.status_changed', { from: c.status, to: change.status, ...(asking ? { request: input.request } : {}) }]);
       }
+      if (change.stage) events.push(['case.stage_changed', { from: c.stage, to: change.stage }]);
       if (change.tags) {
         const added = change.tags.filter((t) => !c.tags.includes(t));
         const removed = c.tags.filter((t) => !change.tags!.includes(t));
@@ -210,22 +260,176 @@ export class CaseService {
     return this.detail(p, caseId);
   }
 
-  /** The constituent answered: a case waiting for them is open again, and says why. */
+  private now(): Date {
+    return this.d.now?.() ?? new Date();
+  }
+
+  /** SLA clocks follow the status: paused while waiting for the constituent, stopped when decided. */
+  private async clocksFollowStatus(tx: Tx, row: CaseRow, from: CaseStatus): Promise<void> {
+    if (row.status === 'awaiting_info') await this.d.sla.pause(tx, row.id);
+    else if (from === 'awaiting_info') await this.d.sla.resume(tx, row.id, row.agencyId);
+    if (row.status === 'resolved' || row.status === 'closed' || row.status === 'cancelled') {
+      await this.d.sla.met(tx, row.id, 'resolution');
+      await this.d.sla.met(tx, row.id, 'first_response');
+    } else if (from === 'resolved') {
+      await this.d.sla.reopened(tx, row.id);
+    }
+  }
+
+  /** Refuses with the names of the required tasks still open in these stages (all stages when none given). */
+  private async assertTasksDone(caseId: string, stages: Stage[] | undefined, field: 'status' | 'stage'): Promise<void> {
+    const missing = await this.d.tasks.missingRequired(caseId, stages);
+    if (!missing.length) return;
+    const names = missing.map((t) => t.title).join(', ');
+    throw new AppError('INVALID_PAYLOAD', `Finish the required tasks first: ${names}`, {
+      issues: [
+        { path: [field], message: `Finish the required tasks first: ${names}` },
+        ...missing.map((t) => ({ path: ['tasks', t.id], message: `${t.title} is not done` })),
+      ],
+    });
+  }
+
+  /**
+   * The constituent answered: a case waiting for them is open again, and so is a resolved case within its
+   * type's reopen window. Either way the timeline says why.
+   */
   async constituentReplied(caseId: string): Promise<void> {
     const c = await this.d.cases.findById(caseId);
-    if (!c || c.status !== 'awaiting_info') return;
+    if (!c) return;
+    if (c.status === 'resolved') {
+      const type = c.caseTypeId ? await this.d.caseTypes.get(c.agencyId, c.caseTypeId) : undefined;
+      const windowMs = (type?.reopenDays ?? 14) * 86_400_000;
+      if (!c.resolvedAt || this.now().getTime() - new Date(c.resolvedAt).getTime() > windowMs) return;
+    } else if (c.status !== 'awaiting_info') {
+      return;
+    }
     const updated = await this.d.db.transaction(async (tx) => {
-      const row = await this.d.cases.update(tx, c.id, c.version, { status: 'open' });
+      const row = await this.d.cases.update(tx, c.id, c.version, { status: 'open', awaitingRequest: null });
       if (!row) return undefined;
+      await this.clocksFollowStatus(tx, row, c.status);
       await this.d.cases.addEvent(tx, {
         caseId: c.id,
         kind: 'case.status_changed',
         actorKind: 'constituent',
-        data: { from: 'awaiting_info', to: 'open', reason: 'constituent_replied' },
+        data: { from: c.status, to: 'open', reason: 'constituent_replied' },
       });
       return row;
     });
     if (updated) this.announce(updated);
+  }
+
+  /** Resolved cases nobody answered within the reopen window close; returns how many did. */
+  async closeExpired(): Promise<number> {
+    let closed = 0;
+    for (const c of await this.d.cases.resolvedBefore(this.now().toISOString())) {
+      const row = await this.d.db.transaction(async (tx) => {
+        const r = await this.d.cases.update(tx, c.id, c.version, { status: 'closed' });
+        if (!r) return undefined;
+        await this.d.cases.addEvent(tx, {
+          caseId: c.id,
+          kind: 'case.status_changed',
+          actorKind: 'system',
+          data: { from: 'resolved', to: 'closed', reason: 'reopen_window_passed' },
+        });
+        return r;
+      });
+      if (row) {
+        closed++;
+        this.announce(row);
+      }
+    }
+    return closed;
+  }
+
+  /** A case just made (by a chat, the portal or by hand): its playbook and SLA clocks start. */
+  async started(tx: Tx, row: CaseRow, opts: { firstResponseMet?: boolean } = {}): Promise<void> {
+    if (!row.caseTypeId) return;
+    const type = await this.d.caseTypes.get(row.agencyId, row.caseTypeId, tx);
+    if (!type) return;
+    await this.d.tasks.instantiate(tx, row.id, type.playbook);
+    await this.d.sla.apply(tx, row, type, opts);
+  }
+
+  /** An agent answered the constituent in public: the first-response clock stops. */
+  async agentReplied(caseId: string): Promise<void> {
+    await this.d.sla.met(this.d.db, caseId, 'first_response');
+  }
+
+  // ---- tasks ----------------------------------------------------------------------------------------
+
+  /** Adds a task by hand, optionally for a colleague or a group and with a due date. */
+  async addTask(
+    p: StaffPrincipal,
+    caseId: string,
+    input: { title: string; instructions: string; assigneeId: string | null; groupId: string | null; dueAt: string | null },
+  ): Promise<CaseDetail> {
+    const c = await this.workable(p, caseId);
+    if (input.groupId && !(await this.d.agencies.findGroup(p.agencyId, input.groupId))) throw issue('groupId', 'No such group');
+    if (input.assigneeId && !(await this.d.staffInAgency(p.agencyId, input.assigneeId))) {
+      throw issue('assigneeId', 'No such colleague');
+    }
+    await this.d.db.transaction(async (tx) => {
+      const task = await this.d.tasks.create(tx, { caseId: c.id, ...input, createdBy: p.userId });
+      await this.d.cases.addEvent(tx, {
+        caseId: c.id,
+        kind: 'task.added',
+        actorKind: 'agent',
+        actorUserId: p.userId,
+        data: { taskId: task.id, title: task.title, assigneeId: task.assigneeId, dueAt: task.dueAt },
+      });
+    });
+    this.announce(c);
+    return this.detail(p, caseId);
+  }
+
+  /**
+   * Marks a task done (doing its action first: a message, a document request, a field, a follow-up) or
+   * not done. Doing it twice changes nothing the second time.
+   */
+  async setTaskDone(p: StaffPrincipal, caseId: string, taskId: string, done: boolean): Promise<CaseDetail> {
+    const c = await this.workable(p, caseId);
+    const task = await this.d.tasks.find(c.id, taskId);
+    if (!task) throw new AppError('NOT_FOUND', 'Task not found');
+    if (done && !task.doneAt && task.action) await this.runAction(p, c, task.action);
+    const changed = await this.d.db.transaction(async (tx) => {
+      const row = await this.d.tasks.setDone(tx, task.id, p.userId, done);
+      if (!row) return false;
+      await this.d.cases.addEvent(tx, {
+        caseId: c.id,
+        kind: done ? 'task.done' : 'task.reopened',
+        actorKind: 'agent',
+        actorUserId: p.userId,
+        data: { taskId: task.id, title: task.title },
+      });
+      return true;
+    });
+    if (changed) this.announce((await this.d.cases.findById(c.id)) ?? c);
+    return this.detail(p, caseId);
+  }
+
+  private async runAction(p: StaffPrincipal, c: CaseRow, action: NonNullable<TaskRow['action']>): Promise<void> {
+    switch (action.kind) {
+      case 'send_message': {
+        const who = c.constituentId ? await this.d.cases.constituentOf(c) : undefined;
+        const name = who?.person.displayName ?? '';
+        await this.d.tellConstituent(c.id, action.body.replaceAll('{name}', name).trim());
+        return;
+      }
+      case 'request_document': {
+        if (c.status === 'awaiting_info') return;
+        await this.update(p, c.id, { version: c.version, status: 'awaiting_info', request: action.request });
+        return;
+      }
+      case 'set_field': {
+        await this.update(p, c.id, { version: c.version, fields: { [action.fieldKey]: action.value } });
+        return;
+      }
+      case 'follow_up': {
+        const due = new Date(this.now().getTime() + action.dueInDays * 86_400_000).toISOString();
+        await this.addTask(p, c.id, { title: action.title, instructions: '', assigneeId: p.userId, groupId: null, dueAt: due });
+        return;
+      }
+    }
   }
 
   private announce(c: CaseRow): void {
@@ -262,6 +466,8 @@ export class CaseService {
         customFields: input.fields ?? {},
       });
       await this.d.cases.addEvent(tx, { caseId: row.id, kind: 'case.created', actorKind: 'agent', actorUserId: p.userId });
+      // Opened by the agent who is helping the person: the first response has happened.
+      await this.started(tx, row, { firstResponseMet: true });
       await this.d.audit.record(
         {
           agencyId: p.agencyId,

@@ -9,7 +9,8 @@ import type {
 } from '@casebridge/shared';
 import { InboxQuery } from '@casebridge/shared';
 import type { z } from 'zod';
-import type { Db } from '../../db/client.js';
+import type { Db, Tx } from '../../db/client.js';
+import type { CaseRow } from '../cases/case.repository.js';
 import { pgConstraint, pgErrorCode } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import type { Notifier } from '../../realtime/notifier.js';
@@ -29,6 +30,8 @@ import type { Limiter } from '../../lib/rate-limit.js';
 import type { QueueService } from '../queue/queue.service.js';
 
 export interface ConversationDeps {
+  /** Starts a new case's playbook and SLA clocks (bound late: the case service is built after this one). */
+  caseStarted: (tx: Tx, kase: CaseRow) => Promise<void>;
   db: Db;
   conversations: ConversationRepository;
   messages: MessageRepository;
@@ -235,6 +238,7 @@ export class ConversationService {
           caseTypeId: caseType?.id ?? null,
           priority: caseType?.defaultPriority ?? 'normal',
         });
+        await this.d.caseStarted(tx, kase);
         const conv = await this.d.conversations.create(tx, {
           agencyId: p.agencyId,
           constituentId: p.constituentId,

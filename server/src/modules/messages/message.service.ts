@@ -21,6 +21,8 @@ export interface MessageDeps {
   staff: Pick<UserRepository, 'listStaff'>;
   /** A constituent's reply moves a case that was waiting for them back to open. */
   constituentReplied: (caseId: string) => Promise<void>;
+  /** An agent's public reply: the case's first-response clock stops. */
+  agentReplied: (caseId: string) => Promise<void>;
   messagesPerSession: Limiter;
 }
 
@@ -74,9 +76,10 @@ export class MessageService {
     if (created) {
       this.d.notifier.messageCreated(message, conv);
       // The case status came with the conversation: only a case waiting for the constituent costs a write.
-      if (p.kind === 'constituent' && conv.caseStatus === 'awaiting_info') {
+      if (p.kind === 'constituent' && (conv.caseStatus === 'awaiting_info' || conv.caseStatus === 'resolved')) {
         await this.d.constituentReplied(conv.caseId).catch(() => undefined);
       }
+      if (p.kind === 'staff' && message.visibility === 'public') await this.d.agentReplied(conv.caseId).catch(() => undefined);
       if (p.kind === 'staff' && message.visibility === 'internal') void this.notifyMentions(p.userId, p.displayName, conv, message.body);
     }
     return { message, created };

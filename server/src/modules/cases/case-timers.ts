@@ -1,0 +1,48 @@
+import type { Logger } from '../../lib/logger.js';
+import type { SlaService } from '../sla/sla.service.js';
+import type { CaseService } from './case.service.js';
+
+/**
+ * The periodic work on cases: SLA warnings and breaches, and closing resolved cases whose reopen window passed.
+ * Every node runs it; the database claims each alert and each close once, and nothing lives only in memory, so
+ * a restart loses nothing.
+ */
+export class CaseTimers {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly d: { sla: SlaService; cases: CaseService; logger: Logger; intervalMs: number },
+  ) {}
+
+  start(): void {
+    if (this.timer || this.d.intervalMs <= 0) return;
+    this.timer = setInterval(() => void this.tick(), this.d.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One pass; a pass still running is not overlapped. */
+  async tick(): Promise<{ alerts: number; closed: number }> {
+    if (this.running) await this.running;
+    const pass = (async () => {
+      try {
+        return { alerts: await this.d.sla.tick(), closed: await this.d.cases.closeExpired() };
+      } catch (err) {
+        this.d.logger.error({ err }, 'case timers failed; retrying next tick');
+        return { alerts: 0, closed: 0 };
+      }
+    })();
+    this.running = pass;
+    try {
+      return await pass;
+    } finally {
+      if (this.running === pass) this.running = undefined;
+    }
+  }
+}
