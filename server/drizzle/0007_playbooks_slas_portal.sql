@@ -48,6 +48,7 @@ ALTER TABLE "case_types" ADD COLUMN "reopen_days" integer DEFAULT 14 NOT NULL;--
 ALTER TABLE "cases" ADD COLUMN "stage" text DEFAULT 'intake' NOT NULL;--> statement-breakpoint
 ALTER TABLE "cases" ADD COLUMN "awaiting_request" text;--> statement-breakpoint
 ALTER TABLE "cases" ADD COLUMN "resolved_at" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "widget_sessions" ADD COLUMN "expires_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "case_slas" ADD CONSTRAINT "case_slas_case_id_cases_id_fk" FOREIGN KEY ("case_id") REFERENCES "public"."cases"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "case_tasks" ADD CONSTRAINT "case_tasks_case_id_cases_id_fk" FOREIGN KEY ("case_id") REFERENCES "public"."cases"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "case_tasks" ADD CONSTRAINT "case_tasks_assignee_id_users_id_fk" FOREIGN KEY ("assignee_id") REFERENCES "public"."users"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint

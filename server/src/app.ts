@@ -32,6 +32,9 @@ import { AvailabilityService } from './modules/availability/availability.service
 import { QueueService } from './modules/queue/queue.service.js';
 import { createIo } from './realtime/io.js';
 import { CaseService } from './modules/cases/case.service.js';
+import { PortalCodeRepository } from './modules/portal/portal-code.repository.js';
+import { portalRoutes } from './modules/portal/portal.routes.js';
+import { PortalService } from './modules/portal/portal.service.js';
 import { agencyRoutes } from './modules/agencies/agency.routes.js';
 import { CaseTimers } from './modules/cases/case-timers.js';
 import { SlaRepository } from './modules/sla/sla.repository.js';
@@ -67,6 +70,8 @@ export interface AppOptions {
   webHandler?: RequestHandler;
   /** How long a staff member may be without a socket before they show as offline (a reload is not leaving). */
   presenceGraceMs?: number;
+  /** Demo mode: without SMTP, portal codes are written to the log so the portal can be tried. */
+  demoMode?: boolean;
   /** The clock SLA and case timers read; tests move it. */
   now?: () => Date;
   /** How often SLA alerts and reopen windows are checked; 0 turns the timer off (tests call tick). */
@@ -118,6 +123,7 @@ export function createApp(o: AppOptions): App {
     attachments: new AttachmentRepository(db),
     caseTypes: new CaseTypeRepository(db),
     tasks: new TaskRepository(db),
+    portalCodes: new PortalCodeRepository(db),
     slas: new SlaRepository(db),
   };
   const caseTypes = new CaseTypeService({ caseTypes: repos.caseTypes, agencies: repos.agencies, audit: repos.audit });
@@ -221,6 +227,30 @@ export function createApp(o: AppOptions): App {
     now: clock,
     staffInAgency: async (agencyId, userId) => (await repos.users.findById(userId))?.agencyId === agencyId,
   });
+  const portal = new PortalService({
+    db,
+    agencies: repos.agencies,
+    cases: repos.cases,
+    caseService: cases,
+    caseTypes,
+    constituents: repos.constituents,
+    conversations,
+    messages,
+    messageRows: repos.messages,
+    attachmentRefs: repos.attachments,
+    codes: repos.portalCodes,
+    widget,
+    mailer,
+    audit: repos.audit,
+    logger: o.logger,
+    secret: o.sessionSecret,
+    publicBaseUrl: o.publicBaseUrl,
+    demoMode: o.demoMode ?? false,
+    codesPerIp: new Limiter('portal-codes-ip', limits.portalCodesPerIp),
+    signInsPerIp: new Limiter('portal-sign-in-ip', limits.portalSignInsPerIp),
+    requestsPerIp: new Limiter('portal-requests-ip', limits.portalRequestsPerIp),
+    now: clock,
+  });
   // SLA alerts and the closing of resolved cases run on a timer on every node; each is claimed once.
   const timers = new CaseTimers({ sla, cases, logger: o.logger, intervalMs: o.caseTimerMs ?? 15_000 });
   // Filled in once Socket.IO exists: whether a user has a socket on any node.
@@ -279,6 +309,7 @@ export function createApp(o: AppOptions): App {
   api.use(caseRoutes({ cases }));
   api.use(caseTypeRoutes({ caseTypes }));
   api.use(staffRoutes({ presence, agencies: repos.agencies }));
+  api.use(portalRoutes({ portal }));
   api.use(agencyRoutes({ agencies: repos.agencies, audit: repos.audit }));
   api.use(notFoundApi);
   app.use('/api', api);

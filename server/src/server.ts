@@ -82,6 +82,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       sessionRecheckMs: opts.sessionRecheckMs,
       presenceGraceMs: opts.presenceGraceMs,
       now: opts.now,
+      demoMode: config.demoMode,
       caseTimerMs: opts.caseTimerMs,
       version: readVersion(),
       realtimeKind: config.redisUrl ? 'redis' : 'single-node',

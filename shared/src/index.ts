@@ -5,3 +5,4 @@ export * from './realtime.js';
 export * from './widget-protocol.js';
 export * from './console.js';
 export * from './case-types.js';
+export * from './portal.js';

@@ -136,6 +136,8 @@ export const widgetSessions = pgTable('widget_sessions', {
   id: uuid('id').primaryKey().defaultRandom(),
   agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
   constituentId: uuid('constituent_id').notNull().references(() => constituents.id, { onDelete: 'cascade' }),
+  /** Portal sign-ins last a few hours; widget sessions do not expire (they are revoked). */
+  expiresAt: ts('expires_at'),
   createdAt: createdAt(),
   revokedAt: ts('revoked_at'),
 });

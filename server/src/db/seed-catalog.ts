@@ -118,15 +118,19 @@ const TYPES: SeedType[] = [
   },
 ];
 
-const SERVICES: { type: string; category: string; title: LocalText; description: LocalText; keywords: string[] }[] = [
-  { type: 'Street issue', category: 'Streets', title: t('Report a pothole', 'Reportar un bache'), description: t('Tell us where the road needs repair.', 'Díganos dónde hay que reparar la calle.'), keywords: ['pothole', 'road'] },
-  { type: 'Street issue', category: 'Streets', title: t('Streetlight out', 'Farola apagada'), description: t('A streetlight is out or flickering.', 'Una farola está apagada o parpadea.'), keywords: ['light', 'lamp'] },
-  { type: 'Street issue', category: 'Trash & recycling', title: t('Missed trash or recycling pickup', 'Recolección de basura no realizada'), description: t('Your bin was not emptied on collection day.', 'No vaciaron su contenedor el día de recolección.'), keywords: ['trash', 'bin', 'recycling'] },
-  { type: 'Street issue', category: 'Streets', title: t('Report graffiti', 'Reportar grafiti'), description: t('Graffiti on public property.', 'Grafiti en propiedad pública.'), keywords: ['graffiti', 'vandalism'] },
-  { type: 'Residential parking permit', category: 'Permits', title: t('Apply for a residential parking permit', 'Solicitar un permiso de estacionamiento residencial'), description: t('New permit or renewal for your street.', 'Permiso nuevo o renovación para su calle.'), keywords: ['parking', 'permit'] },
-  { type: 'Benefits inquiry', category: 'Benefits', title: t('Food assistance', 'Asistencia alimentaria'), description: t('Questions about food assistance and how to apply.', 'Preguntas sobre la asistencia alimentaria y cómo solicitarla.'), keywords: ['food', 'snap'] },
-  { type: 'Benefits inquiry', category: 'Benefits', title: t('Housing and utility assistance', 'Asistencia de vivienda y servicios'), description: t('Help with rent or utility bills.', 'Ayuda con la renta o las facturas de servicios.'), keywords: ['rent', 'housing', 'utilities'] },
-  { type: 'Public records request', category: 'Records', title: t('Request public records', 'Solicitar documentos públicos'), description: t('Ask for copies of city records.', 'Pida copias de documentos de la ciudad.'), keywords: ['records', 'foia'] },
+type Q = [fieldKey: string, en: string, es: string];
+const where: Q = ['location', 'Where is it? (address or nearest cross streets)', '¿Dónde está? (dirección o cruce más cercano)'];
+const household: Q = ['household_size', 'How many people live in your home?', '¿Cuántas personas viven en su hogar?'];
+
+const SERVICES: { type: string; category: string; title: LocalText; description: LocalText; keywords: string[]; questions?: Q[] }[] = [
+  { type: 'Street issue', category: 'Streets', title: t('Report a pothole', 'Reportar un bache'), description: t('Tell us where the road needs repair.', 'Díganos dónde hay que reparar la calle.'), keywords: ['pothole', 'road'], questions: [where] },
+  { type: 'Street issue', category: 'Streets', title: t('Streetlight out', 'Farola apagada'), description: t('A streetlight is out or flickering.', 'Una farola está apagada o parpadea.'), keywords: ['light', 'lamp'], questions: [where] },
+  { type: 'Street issue', category: 'Trash & recycling', title: t('Missed trash or recycling pickup', 'Recolección de basura no realizada'), description: t('Your bin was not emptied on collection day.', 'No vaciaron su contenedor el día de recolección.'), keywords: ['trash', 'bin', 'recycling'], questions: [where] },
+  { type: 'Street issue', category: 'Streets', title: t('Report graffiti', 'Reportar grafiti'), description: t('Graffiti on public property.', 'Grafiti en propiedad pública.'), keywords: ['graffiti', 'vandalism'], questions: [where] },
+  { type: 'Residential parking permit', category: 'Permits', title: t('Apply for a residential parking permit', 'Solicitar un permiso de estacionamiento residencial'), description: t('New permit or renewal for your street.', 'Permiso nuevo o renovación para su calle.'), keywords: ['parking', 'permit'], questions: [['plate', 'License plate', 'Placa'], ['address', 'Home address', 'Domicilio'], ['zone', 'Permit zone', 'Zona del permiso']] },
+  { type: 'Benefits inquiry', category: 'Benefits', title: t('Food assistance', 'Asistencia alimentaria'), description: t('Questions about food assistance and how to apply.', 'Preguntas sobre la asistencia alimentaria y cómo solicitarla.'), keywords: ['food', 'snap'], questions: [household] },
+  { type: 'Benefits inquiry', category: 'Benefits', title: t('Housing and utility assistance', 'Asistencia de vivienda y servicios'), description: t('Help with rent or utility bills.', 'Ayuda con la renta o las facturas de servicios.'), keywords: ['rent', 'housing', 'utilities'], questions: [household] },
+  { type: 'Public records request', category: 'Records', title: t('Request public records', 'Solicitar documentos públicos'), description: t('Ask for copies of city records.', 'Pida copias de documentos de la ciudad.'), keywords: ['records', 'foia'], questions: [['records', 'Which records do you need?', '¿Qué documentos necesita?']] },
 ];
 
 /** The demo agency's case types and service catalog. Idempotent: only what is missing is added. */
@@ -165,6 +169,7 @@ export async function seedCatalog(tx: Tx, agencyId: string, groupId: Map<string,
       description: s.description,
       category: s.category,
       keywords: s.keywords,
+      questions: (s.questions ?? []).map(([fieldKey, en, es]) => ({ fieldKey, prompt: t(en, es) })),
     });
   }
 }

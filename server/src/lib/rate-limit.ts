@@ -68,6 +68,12 @@ export interface Limits {
   uploadsPerConstituent: LimitSpec;
   /** Transcript emails per conversation: nobody turns us into a mail cannon. */
   transcriptEmailsPerConversation: LimitSpec;
+  /** Portal one-time codes asked for per IP. */
+  portalCodesPerIp: LimitSpec;
+  /** Portal sign-in tries per IP (each code also allows only 5 tries). */
+  portalSignInsPerIp: LimitSpec;
+  /** Requests started in the portal per IP. */
+  portalRequestsPerIp: LimitSpec;
 }
 
 /** Starting values from RELIABILITY.md §5.2-F; sign-in counts failures only, so a shared office IP is not locked out. */
@@ -80,4 +86,7 @@ export const DEFAULT_LIMITS: Limits = {
   messagesPerSession: { points: 30, duration: 60 },
   uploadsPerConstituent: { points: 10, duration: 3600 },
   transcriptEmailsPerConversation: { points: 3, duration: 3600 },
+  portalCodesPerIp: { points: 10, duration: 15 * 60 },
+  portalSignInsPerIp: { points: 30, duration: 15 * 60 },
+  portalRequestsPerIp: { points: 10, duration: 3600 },
 };

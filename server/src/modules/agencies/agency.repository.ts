@@ -12,6 +12,15 @@ export class AgencyRepository {
     return row;
   }
 
+  async findBySlug(slug: string): Promise<AgencyRow | undefined> {
+    const [row] = await this.db.select().from(agencies).where(eq(agencies.slug, slug));
+    return row;
+  }
+
+  async list(): Promise<{ slug: string; name: string }[]> {
+    return this.db.select({ slug: agencies.slug, name: agencies.name }).from(agencies).orderBy(agencies.name);
+  }
+
   async findById(id: string, tx: Tx | Db = this.db): Promise<AgencyRow | undefined> {
     const [row] = await tx.select().from(agencies).where(eq(agencies.id, id));
     return row;

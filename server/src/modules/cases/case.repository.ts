@@ -31,9 +31,10 @@ export class CaseRepository {
       reference: string;
       title: string;
       constituentId: string;
-      groupId: string;
+      groupId: string | null;
       caseTypeId?: string | null;
       priority?: Priority;
+      customFields?: Record<string, unknown>;
     },
   ): Promise<CaseRow> {
     const [row] = await tx.insert(cases).values(input).returning();

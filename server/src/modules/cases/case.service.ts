@@ -432,6 +432,11 @@ export class CaseService {
     }
   }
 
+  /** Tells staff a case changed (or appeared) that was written outside this service. */
+  announceCase(c: CaseRow): void {
+    this.announce(c);
+  }
+
   private announce(c: CaseRow): void {
     this.d.notifier.caseUpdated(c, { caseId: c.id, status: c.status, priority: c.priority, tags: c.tags, version: c.version });
   }

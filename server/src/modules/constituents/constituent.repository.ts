@@ -16,6 +16,11 @@ export class ConstituentRepository {
     });
   }
 
+  async createWidgetSessionFor(agencyId: string, constituentId: string, expiresAt: string): Promise<WidgetSessionRow> {
+    const [s] = await this.db.insert(widgetSessions).values({ agencyId, constituentId, expiresAt }).returning();
+    return s!;
+  }
+
   async findWidgetSession(id: string): Promise<WidgetSessionRow | undefined> {
     const [row] = await this.db.select().from(widgetSessions).where(eq(widgetSessions.id, id));
     return row;

@@ -366,6 +366,51 @@ export class ConversationService {
     return true;
   }
 
+  /**
+   * The case's portal conversation, opened on first use: where the constituent's portal replies and uploads
+   * land, and where staff answer them. It goes to the case's assignee when it has one, else to its group's queue.
+   */
+  async portalConversation(
+    p: ConstituentPrincipal,
+    kase: { id: string; groupId: string | null; assigneeId: string | null },
+    language: 'en' | 'es',
+  ): Promise<ConversationView> {
+    const made = await this.d.db.transaction(async (tx) => {
+      const identityId = await this.d.constituents.ensureIdentity(tx, {
+        agencyId: p.agencyId,
+        constituentId: p.constituentId,
+        channel: 'portal',
+        address: kase.id,
+      });
+      const open = await this.d.conversations.findOpenByIdentity(tx, identityId);
+      if (open) return { id: open.id, created: false };
+      const groupId = kase.groupId ?? (await this.d.agencies.defaultGroupId(p.agencyId, tx));
+      if (!groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking requests yet', { retryable: false });
+      const conv = await this.d.conversations.create(tx, {
+        agencyId: p.agencyId,
+        constituentId: p.constituentId,
+        channelIdentityId: identityId,
+        channel: 'portal',
+        groupId,
+        caseId: kase.id,
+        language,
+        offline: true,
+      });
+      if (kase.assigneeId) await this.d.conversations.claim(conv.id, kase.assigneeId, tx);
+      await this.d.cases.addEvent(tx, {
+        caseId: kase.id,
+        kind: 'conversation.started',
+        actorKind: 'constituent',
+        conversationId: conv.id,
+        data: { channel: 'portal' },
+      });
+      return { id: conv.id, created: true };
+    });
+    const view = (await this.d.conversations.findView(made.id))!;
+    if (made.created) this.d.notifier.conversationCreated(toSummary(view));
+    return view;
+  }
+
   /** Staff take a queued conversation. Exactly one of two racing agents wins; the other gets CONFLICT. */
   async claim(p: StaffPrincipal, id: string): Promise<ConversationSummary> {
     const conv = await this.get(p, id);

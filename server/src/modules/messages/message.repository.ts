@@ -89,4 +89,16 @@ export class MessageRepository {
       .orderBy(asc(messages.seq))
       .limit(limit);
   }
+
+  /** Public messages of every conversation of a case, oldest first (the portal's view of a case). */
+  async listPublicForCase(caseId: string, limit = 500): Promise<MessageRow[]> {
+    const rows = await this.db
+      .select({ m: messages })
+      .from(messages)
+      .innerJoin(conversations, eq(conversations.id, messages.conversationId))
+      .where(and(eq(conversations.caseId, caseId), eq(messages.visibility, 'public')))
+      .orderBy(asc(messages.createdAt), asc(messages.seq))
+      .limit(limit);
+    return rows.map((r) => r.m);
+  }
 }

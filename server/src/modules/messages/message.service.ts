@@ -68,7 +68,7 @@ export class MessageService {
       authorName: p.kind === 'staff' ? p.displayName : null,
       visibility: input.visibility,
       body: input.body,
-      channel: 'web',
+      channel: conv.channel,
     }, undefined, attachmentIds);
     const refs = await this.d.attachmentRefs.refsByMessage([row.id]);
     const message = toMessage(row, refs.get(row.id));

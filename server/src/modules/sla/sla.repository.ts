@@ -81,7 +81,18 @@ export class SlaRepository {
     if (!claimed.length) return [];
     const ids = [...new Set(claimed.map((c) => c.caseId))];
     const rows = await this.db
-      .select({ id: cases.id, agencyId: cases.agencyId, assigneeId: cases.assigneeId, reference: cases.reference, title: cases.title })
+      .select({
+        id: cases.id,
+        agencyId: cases.agencyId,
+        groupId: cases.groupId,
+        assigneeId: cases.assigneeId,
+        reference: cases.reference,
+        title: cases.title,
+        status: cases.status,
+        priority: cases.priority,
+        tags: cases.tags,
+        version: cases.version,
+      })
       .from(cases)
       .where(sql`${cases.id} in ${ids}`);
     const byId = new Map(rows.map((r) => [r.id, r]));

@@ -113,6 +113,9 @@ export class SlaService {
         const data = { metric: clock.metric, dueAt: toIso(clock.dueAt) };
         await this.d.addEvent(kase.id, level === 'warning' ? 'sla.warning' : 'sla.breached', data);
         this.d.notifier.slaAlert(kase, { caseId: kase.id, reference: kase.reference, title: kase.title, level, ...data });
+        // Open case panels reload and show the new state of the clock.
+        const { id, status, priority, tags, version } = kase;
+        this.d.notifier.caseUpdated(kase, { caseId: id, status, priority, tags, version });
         sent++;
       }
     }

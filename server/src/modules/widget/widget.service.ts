@@ -40,12 +40,22 @@ export class WidgetService {
     if (!id) return undefined;
     const session = await this.d.constituents.findWidgetSession(id);
     if (!session || session.revokedAt) return undefined;
+    if (session.expiresAt && new Date(session.expiresAt).getTime() <= Date.now()) return undefined;
     return {
       kind: 'constituent',
       agencyId: session.agencyId,
       constituentId: session.constituentId,
       widgetSessionId: session.id,
     };
+  }
+
+  /**
+   * A token for a constituent who proved who they are another way (a portal one-time code): their own
+   * conversations, public messages only, for a few hours.
+   */
+  async issueFor(agencyId: string, constituentId: string, ttlMs: number): Promise<string> {
+    const session = await this.d.constituents.createWidgetSessionFor(agencyId, constituentId, new Date(Date.now() + ttlMs).toISOString());
+    return this.d.tokens.issue(session.id);
   }
 
   availabilityFor(agencyId: string) {

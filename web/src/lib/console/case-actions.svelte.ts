@@ -8,7 +8,10 @@ export type CaseChange = {
   caseTypeId?: string;
   fields?: Record<string, unknown>;
   request?: string;
+  stage?: CaseDetail['stage'];
 };
+
+export type NewTask = { title: string; assigneeId: string | null; dueAt: string | null };
 
 /**
  * A case open in the console, whether reached through a conversation or on its own page: what the case panel
@@ -40,6 +43,16 @@ export abstract class CaseActions {
   async unlink(otherId: string): Promise<void> {
     if (!this.caseDetail) return;
     this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links/${otherId}`, { method: 'DELETE' });
+  }
+
+  async setTaskDone(taskId: string, done: boolean): Promise<void> {
+    if (!this.caseDetail) return;
+    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/tasks/${taskId}`, { method: 'PATCH', body: { done } });
+  }
+
+  async addTask(task: NewTask): Promise<void> {
+    if (!this.caseDetail) return;
+    this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/tasks`, { method: 'POST', body: task });
   }
 
   moveToCase?(reference: string): Promise<void>;

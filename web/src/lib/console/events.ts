@@ -1,5 +1,5 @@
-import type { CaseEvent, FieldDef } from '@casebridge/shared';
-import { caseStatusLabel, channelLabel, priorityLabel } from './labels';
+import type { CaseEvent, FieldDef, Stage } from '@casebridge/shared';
+import { caseStatusLabel, channelLabel, priorityLabel, slaLabel, stageLabel } from './labels';
 
 /** One case timeline event as a sentence an agent reads at a glance. */
 export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
@@ -10,6 +10,8 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
     case 'case.created':
       return `${who} opened this case`;
     case 'conversation.started':
+      if (d.channel === 'portal') return 'The constituent wrote through the portal';
+      if (d.via === 'portal') return `Request made in the portal${d.service ? ` for “${String(d.service)}”` : ''}`;
       return d.offline
         ? `Message left on ${channelLabel.web.toLowerCase()} while chat was closed`
         : `Conversation started on ${channelLabel.web.toLowerCase()}${d.service ? ` about “${String(d.service)}”` : ''}`;
@@ -22,6 +24,7 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
     case 'case.status_changed': {
       const to = caseStatusLabel[d.to as keyof typeof caseStatusLabel];
       if (d.reason === 'constituent_replied') return `The constituent replied: the case is ${to} again`;
+      if (d.reason === 'reopen_window_passed') return `Nobody replied within the reopen window: the case is ${to}`;
       const base = `${who} changed the status from ${caseStatusLabel[d.from as keyof typeof caseStatusLabel]} to ${to}`;
       return d.request ? `${base}, asking for: ${String(d.request)}` : base;
     }
@@ -48,6 +51,18 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       return `${who} moved the conversation to case ${String(d.to)}`;
     case 'conversation.transferred':
       return `${who} transferred the conversation to ${String(d.to)}`;
+    case 'case.stage_changed':
+      return `${who} moved the case from ${stageLabel[d.from as Stage]} to ${stageLabel[d.to as Stage]}`;
+    case 'task.done':
+      return `${who} did “${String(d.title)}”`;
+    case 'task.reopened':
+      return `${who} marked “${String(d.title)}” not done`;
+    case 'task.added':
+      return `${who} added the task “${String(d.title)}”`;
+    case 'sla.warning':
+      return `SLA warning: ${slaLabel[d.metric as keyof typeof slaLabel]} is due ${new Date(String(d.dueAt)).toLocaleString()}`;
+    case 'sla.breached':
+      return `SLA breached: ${slaLabel[d.metric as keyof typeof slaLabel]} was due ${new Date(String(d.dueAt)).toLocaleString()}`;
     case 'transcript.emailed':
       return 'The constituent emailed themselves the transcript';
     default:

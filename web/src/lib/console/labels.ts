@@ -10,3 +10,5 @@ export const caseStatusLabel = {
   cancelled: 'Cancelled',
 } as const;
 export const presenceLabel = { available: 'Available', away: 'Away', offline: 'Offline' } as const;
+export const stageLabel = { intake: 'Intake', review: 'Review', process: 'Process', decision: 'Decision' } as const;
+export const slaLabel = { first_response: 'First response', resolution: 'Resolution' } as const;

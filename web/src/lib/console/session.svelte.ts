@@ -1,5 +1,5 @@
 import { getContext, setContext } from 'svelte';
-import type { Ack, CaseType, Group, Me, Mention, Presence, StaffMember } from './types';
+import type { Ack, CaseType, Group, Me, Mention, Presence, SlaAlert, StaffMember } from './types';
 import { api, ApiFailure, setCsrfToken } from '$lib/api';
 import { connectConsole, type ConsoleSocket } from '$lib/realtime';
 import { Inbox } from './inbox.svelte';
@@ -37,6 +37,8 @@ export class ConsoleSession {
   socket: ConsoleSocket | null = null;
   /** Internal notes that mentioned me, newest first, until dismissed. */
   mentions = $state<(Mention & { id: string })[]>([]);
+  /** SLA warnings and breaches on my cases (or, for supervisors, the agency's), until dismissed. */
+  slaAlerts = $state<(SlaAlert & { id: string })[]>([]);
   /** Bumped on every reconnect: pages watching it fill their gaps. */
   reconnects = $state(0);
 
@@ -101,6 +103,9 @@ export class ConsoleSession {
     socket.on('mention:created', (m) => {
       this.mentions = [{ ...m, id: crypto.randomUUID() }, ...this.mentions].slice(0, 5);
       this.newWork.mentioned(m);
+    });
+    socket.on('sla:alert', (a) => {
+      this.slaAlerts = [{ ...a, id: crypto.randomUUID() }, ...this.slaAlerts].slice(0, 5);
     });
     socket.on('session:ended', () => {
       socket.close();

@@ -13,6 +13,7 @@ export type {
   Message,
   Presence,
   Priority,
+  SlaAlert,
   StaffMember,
   SyncResult,
 } from '@casebridge/shared';
