@@ -140,7 +140,7 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await a.locator('aside').getByLabel('Case type').selectOption({ label: 'Street issue' });
     await a.getByText('Avery Agent set the case type to Street issue').waitFor();
     await a.getByLabel('Issue (required)').selectOption('Streetlight out');
-    await a.getByLabel('Location (required)').fill('400 block of Elm St');
+    await a.getByRole('textbox', { name: 'Location (required)' }).fill('400 block of Elm St');
     await a.getByRole('button', { name: 'Save fields' }).click();
     await a.getByText('Avery Agent updated Issue, Location').waitFor();
 
@@ -176,6 +176,11 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await j.getByText('Avery Agent transferred this conversation to Jordan Agent: Needs a follow-up call tomorrow').waitFor();
     await j.getByText('Reported to public works, ticket PW-88').waitFor();
 
+    // The Street issue playbook's required steps come before a decision.
+    for (const step of ['Confirm the exact location', 'Create the work order', 'Confirm the repair is done']) {
+      await j.locator('aside').getByLabel(`${step} (required)`).check();
+      await j.getByText(`Done: ${step}.`).waitFor();
+    }
     // Jordan ends it and resolves the case; the constituent is told what happens next.
     await j.getByRole('button', { name: 'End conversation' }).click();
     const end = j.getByRole('dialog', { name: 'End conversation' });
@@ -264,13 +269,76 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await a.getByRole('heading', { name: 'Pothole at Main and 3rd, reported at the front desk' }).waitFor();
     await a.getByText('Avery Agent opened this case').waitFor();
     await a.getByLabel('Issue (required)').selectOption('Pothole');
-    await a.getByLabel('Location (required)').fill('Main St and 3rd Ave');
+    await a.getByRole('textbox', { name: 'Location (required)' }).fill('Main St and 3rd Ave');
     await a.getByRole('button', { name: 'Save fields' }).click();
     await a.getByText('Avery Agent updated Issue, Location').waitFor();
+    // Resolving before the playbook's required steps says which are missing, and changes nothing.
+    await a.locator('aside').getByLabel('Status', { exact: true }).selectOption('resolved');
+    await a.getByText('Finish the required tasks first: Confirm the exact location, Create the work order, Confirm the repair is done').waitFor();
+    for (const step of ['Confirm the exact location', 'Create the work order', 'Confirm the repair is done']) {
+      await a.locator('aside').getByLabel(`${step} (required)`).check();
+      await a.getByText(`Done: ${step}.`).waitFor();
+    }
     await a.locator('aside').getByLabel('Status', { exact: true }).selectOption('resolved');
     await a.getByText('Avery Agent changed the status from Open to Resolved').waitFor();
     await expect(axeViolations(a)).resolves.toEqual([]);
     await a.screenshot({ path: join(shots, 'console-case-page.png') });
+  });
+
+  it('an agent works a permit application through its playbook to a decision, with the SLA in view', async () => {
+    const { token } = await h.widgetSession();
+    const services = (await h.http.get('/api/widget/services').set('Authorization', `Bearer ${token}`)).body.services as { id: string; title: string }[];
+    const permit = services.find((s) => s.title === 'Apply for a residential parking permit')!;
+    const conv = await h.startConversation(token, { name: 'Penny Permit', serviceId: permit.id, message: 'I need a parking permit' });
+    const { page: a } = await signIn('agent@demo.gov');
+    await a.getByRole('link', { name: /Penny Permit/ }).click();
+    await a.getByRole('heading', { name: 'Penny Permit', level: 1 }).waitFor();
+    await a.getByRole('button', { name: 'Take', exact: true }).click();
+    await a.getByText('You took this conversation.').waitFor();
+    await a.getByLabel('Reply to the constituent').fill('Happy to help with your permit.');
+    await a.getByLabel('Reply to the constituent').press('Enter');
+    const panel = a.locator('aside');
+    await panel.getByRole('heading', { name: 'Stage and playbook' }).waitFor();
+    await panel.getByText('Next: Check the application is complete').waitFor();
+    // The first response was made in time; the resolution clock runs.
+    await panel.getByRole('list', { name: 'Service level targets' }).getByText('Met', { exact: true }).waitFor();
+    await panel.getByText('On track').waitFor();
+
+    // Moving on too early is refused with the missing step named.
+    await panel.getByRole('button', { name: 'Move to Review' }).click();
+    await a.getByText('Finish the required tasks first: Check the application is complete').waitFor();
+    await panel.getByText('How').first().click();
+    await panel.getByText('Plate, home address and zone must be filled in.').waitFor();
+    await panel.getByLabel('License plate (required)').fill('PENNY 1');
+    await panel.getByLabel('Home address (required)').fill('4 Birch Rd');
+    await panel.getByLabel('Permit zone (required)').selectOption('D');
+    await panel.getByRole('button', { name: 'Save fields' }).click();
+    await a.getByText(/updated License plate, Home address, Permit zone/).waitFor();
+    await panel.getByLabel('Check the application is complete (required)').check();
+    await a.getByText('Done: Check the application is complete.').waitFor();
+    await panel.getByRole('button', { name: 'Move to Review' }).click();
+    await a.getByText('The case is now in Review.').waitFor();
+    for (const step of ['Verify residency', 'Check zone eligibility']) {
+      await panel.getByLabel(`${step} (required)`).check();
+      await a.getByText(`Done: ${step}.`).waitFor();
+    }
+    await panel.getByRole('button', { name: 'Move to Process' }).click();
+    await a.getByText('The case is now in Process.').waitFor();
+    await panel.getByLabel('Issue the permit (required)').check();
+    await a.getByText('Done: Issue the permit.').waitFor();
+    await panel.getByRole('button', { name: 'Move to Decision' }).click();
+    await a.getByText('The case is now in Decision.').waitFor();
+    // The decision step sends its message to the constituent.
+    await panel.getByLabel('Tell the applicant the decision (required)').check();
+    await a.getByText('Done: Tell the applicant the decision.').waitFor();
+    await a.getByRole('log').getByText(/your residential parking permit application has been decided/).waitFor();
+    await panel.getByText('Done by Avery Agent').first().waitFor();
+    await expect(axeViolations(a)).resolves.toEqual([]);
+    await panel.screenshot({ path: join(shots, 'console-playbook.png') });
+    await panel.getByLabel('Status', { exact: true }).selectOption('resolved');
+    await a.getByText('Avery Agent changed the status from Open to Resolved').waitFor();
+    await panel.getByText('Met', { exact: true }).nth(1).waitFor();
+    expect(conv.caseReference).toMatch(/^PRM-/);
   });
 
   it("a conversation of another group's id in the URL says not found", async () => {

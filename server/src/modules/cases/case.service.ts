@@ -352,7 +352,9 @@ export class CaseService {
 
   /** An agent answered the constituent in public: the first-response clock stops. */
   async agentReplied(caseId: string): Promise<void> {
-    await this.d.sla.met(this.d.db, caseId, 'first_response');
+    if (!(await this.d.sla.met(this.d.db, caseId, 'first_response'))) return;
+    const c = await this.d.cases.findById(caseId);
+    if (c) this.announce(c);
   }
 
   // ---- tasks ----------------------------------------------------------------------------------------

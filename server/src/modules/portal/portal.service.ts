@@ -299,16 +299,16 @@ export class PortalService {
       return row;
     });
     this.d.caseService.announceCase(kase);
-    if (input.details) {
-      // What they wrote reaches staff as the first message of the case's portal conversation, in the inbox.
-      const p: ConstituentPrincipal = {
-        kind: 'constituent',
-        agencyId: agency.id,
-        constituentId: kase.constituentId!,
-        widgetSessionId: `portal-request:${kase.id}`,
-      };
-      await this.reply(p, kase.reference, { clientMessageId: `portal-request:${kase.id}`, body: input.details });
-    }
+    // The request reaches staff as the first message of the case's portal conversation, so it is in the inbox
+    // like any other contact: what they wrote, else the service they asked for.
+    const p: ConstituentPrincipal = {
+      kind: 'constituent',
+      agencyId: agency.id,
+      constituentId: kase.constituentId!,
+      widgetSessionId: `portal-request:${kase.id}`,
+    };
+    const body = input.details || `${(input.language === 'es' && service.title.es) || service.title.en}`;
+    await this.reply(p, kase.reference, { clientMessageId: `portal-request:${kase.id}`, body });
     if (this.d.mailer.enabled) {
       const es = input.language === 'es';
       const link = new URL(`/portal/${agency.slug}`, this.d.publicBaseUrl).href;

@@ -92,8 +92,9 @@ export class SlaService {
     }
   }
 
-  async met(tx: Tx | Db, caseId: string, metric: Metric): Promise<void> {
-    await this.d.slas.meet(tx, caseId, metric, this.d.now().toISOString());
+  /** Stops a clock; true the first time only. */
+  async met(tx: Tx | Db, caseId: string, metric: Metric): Promise<boolean> {
+    return this.d.slas.meet(tx, caseId, metric, this.d.now().toISOString());
   }
 
   async reopened(tx: Tx, caseId: string): Promise<void> {
