@@ -107,15 +107,38 @@ describe('console and portal in Chromium', () => {
     expect(await page.getByLabel('Options (comma separated)').getAttribute('aria-invalid')).toBe('true');
     await expect(axeViolations(page)).resolves.toEqual([]);
     await page.getByLabel('Options (comma separated)').fill('Oak, Maple, Elm');
+    // A playbook step that sets a field to a value it cannot hold is refused, naming the step.
+    await page.getByRole('button', { name: 'Add a step' }).click();
+    await page.getByLabel('Step key').fill('inspect');
+    await page.getByLabel('Step title').fill('Inspect the tree');
+    await page.getByLabel('Stage', { exact: true }).selectOption('review');
+    await page.getByLabel('Required').nth(1).check();
+    await page.getByLabel('When done').selectOption('set_field');
+    await page.getByLabel('Field', { exact: true }).selectOption('species');
+    await page.getByLabel('Value').fill('Palm');
+    await page.getByLabel('Normal: first response (hours)').fill('2');
+    await page.getByLabel('Normal: resolution (hours)').fill('40');
+    await page.getByLabel('Resolved to Open').uncheck();
+    await page.getByLabel('Reopen window (days after resolution)').fill('7');
+    await page.getByRole('button', { name: 'Save case type' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Species must be one of: Oak, Maple, Elm' }).waitFor();
+    expect(await page.getByLabel('Value').getAttribute('aria-invalid')).toBe('true');
+    await page.getByLabel('Value').fill('Oak');
     await page.getByRole('button', { name: 'Save case type' }).click();
     await page.getByText('Saved Tree trimming (version 1).').waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
     await page.screenshot({ path: join(shots, 'console-admin-case-types.png'), fullPage: true });
     const agent = await h.login('agent@demo.gov');
     const types = (await h.http.get('/api/case-types').set('Cookie', agent.cookie)).body.caseTypes;
     expect(types.find((t: { name: string }) => t.name === 'Tree trimming')).toMatchObject({
       prefix: 'TRE',
       fields: [{ key: 'species', type: 'select', options: ['Oak', 'Maple', 'Elm'] }],
+      playbook: [{ key: 'inspect', stage: 'review', title: 'Inspect the tree', required: true, action: { kind: 'set_field', fieldKey: 'species', value: 'Oak' } }],
+      sla: { normal: { firstResponseMinutes: 120, resolutionMinutes: 2400 } },
+      reopenDays: 7,
     });
+    const tree = types.find((t: { name: string }) => t.name === 'Tree trimming');
+    expect(tree.transitions.resolved).toEqual(['closed']);
   });
 
   it('console pages cannot be framed and carry a content security policy', async () => {
@@ -124,14 +147,6 @@ describe('console and portal in Chromium', () => {
     expect(headers['x-frame-options']).toBe('DENY');
     expect(headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
     expect(headers['content-security-policy']).toMatch(/object-src 'none'/);
-  });
-
-  it('the portal says plainly what is coming, and passes axe', async () => {
-    await page.goto(`${h.url}/portal`);
-    await page.getByRole('heading', { name: 'Check your case' }).waitFor();
-    await page.getByText('Not available yet.').waitFor();
-    await expect(axeViolations(page)).resolves.toEqual([]);
-    await page.screenshot({ path: join(shots, 'portal.png'), fullPage: true });
   });
 
   it('the demo agency page embeds the widget launcher, reachable by keyboard, and passes axe', async () => {
