@@ -141,6 +141,53 @@ describe('console and portal in Chromium', () => {
     expect(tree.transitions.resolved).toEqual(['closed']);
   });
 
+  it('an admin sets the agency calendar and edits the service catalog, with errors next to the field and 0 axe violations', async () => {
+    await page.goto(`${h.url}/console/login`);
+    await page.getByLabel('Email').fill('admin@demo.gov');
+    await page.getByLabel('Password').fill(DEMO_PASSWORD);
+    await page.getByLabel('Password').press('Enter');
+    await page.getByRole('link', { name: 'Calendar' }).click();
+    await page.getByRole('heading', { name: 'Agency calendar' }).waitFor();
+    await page.getByLabel('Open around the clock').uncheck();
+    await page.getByLabel('Time zone').fill('Mars/Olympus');
+    await page.getByRole('button', { name: 'Save calendar' }).click();
+    await page.getByText('Unknown time zone').first().waitFor();
+    expect(await page.getByLabel('Time zone').getAttribute('aria-invalid')).toBe('true');
+    await page.getByLabel('Time zone').fill('America/Chicago');
+    await page.getByLabel('Open on Saturday').check();
+    await page.getByLabel('Saturday closes').fill('12:00');
+    await page.getByLabel('Add a holiday').fill('2026-12-25');
+    await page.getByRole('button', { name: 'Add holiday' }).click();
+    await page.getByRole('button', { name: 'Remove 2026-12-25' }).waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.getByRole('button', { name: 'Save calendar' }).click();
+    await page.getByText('Calendar saved.').waitFor();
+    const agent = await h.login('agent@demo.gov');
+    const cal = (await h.http.get('/api/calendar').set('Cookie', agent.cookie)).body;
+    expect(cal.businessHours.timezone).toBe('America/Chicago');
+    expect(cal.businessHours.days.sat).toEqual([['09:00', '12:00']]);
+    expect(cal.holidays).toContain('2026-12-25');
+
+    await page.getByRole('link', { name: 'Services' }).click();
+    await page.getByRole('heading', { name: 'Service catalog' }).waitFor();
+    await page.getByRole('button', { name: /Report graffiti/ }).click();
+    await page.getByRole('button', { name: 'Add a question' }).click();
+    await page.getByRole('button', { name: 'Save service' }).click();
+    await page.getByRole('alert').filter({ hasText: /question|field/i }).waitFor();
+    await page.getByLabel('Fills the field').nth(1).selectOption({ label: 'Is it a hazard to traffic?' });
+    await page.getByLabel('Question (English)').nth(1).fill('Is it blocking the road?');
+    await page.getByLabel('Question (Spanish)').nth(1).fill('¿Bloquea la calle?');
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.getByRole('button', { name: 'Save service' }).click();
+    await page.getByText('Saved “Report graffiti”.').waitFor();
+    const services = (await h.http.get('/api/services').set('Cookie', agent.cookie)).body.services;
+    expect(services.find((x: { title: { en: string } }) => x.title.en === 'Report graffiti').questions.map((q: { fieldKey: string }) => q.fieldKey)).toEqual([
+      'location',
+      'hazard',
+    ]);
+    await page.screenshot({ path: join(shots, 'console-admin-services.png'), fullPage: true });
+  });
+
   it('console pages cannot be framed and carry a content security policy', async () => {
     const res = await page.goto(`${h.url}/console/login`);
     const headers = res!.headers();

@@ -60,6 +60,36 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
     expect(created.body).toMatchObject({ prefix: 'TRE', version: 1 });
   });
 
+  it('edits a catalog service: only admins, questions must fill fields of its type once, unknown ids are not found', async () => {
+    const services = (await as(admin).get('/api/services')).body.services as { id: string; title: { en: string }; caseTypeId: string; questions: unknown[] }[];
+    const graffiti = services.find((s) => s.title.en === 'Report graffiti')!;
+    const body = {
+      title: { en: 'Report graffiti', es: 'Reportar grafiti' },
+      description: { en: 'Graffiti on public property.' },
+      category: 'Streets',
+      caseTypeId: graffiti.caseTypeId,
+      questions: [{ fieldKey: 'location', prompt: { en: 'Where is it?' } }],
+    };
+    expect((await as(agent).put(`/api/admin/services/${graffiti.id}`, body)).status).toBe(403);
+    expect((await as(admin).put(`/api/admin/services/${uuid()}`, body)).status).toBe(404);
+    for (const [questions, at] of [
+      [[{ fieldKey: 'plate', prompt: { en: 'Plate?' } }], ['questions', 0, 'fieldKey']],
+      [[{ fieldKey: 'location', prompt: { en: 'A' } }, { fieldKey: 'location', prompt: { en: 'B' } }], ['questions', 1, 'fieldKey']],
+      [[{ fieldKey: 'location', prompt: { en: '' } }], ['questions', 0, 'prompt', 'en']],
+    ] as const) {
+      const res = await as(admin).put(`/api/admin/services/${graffiti.id}`, { ...body, questions });
+      expect(res.status).toBe(400);
+      expect(field(res)).toEqual(at);
+    }
+    const ok = await as(admin).put(`/api/admin/services/${graffiti.id}`, { ...body, published: false });
+    expect(ok.status).toBe(200);
+    // Unpublished: gone from the widget's list.
+    const { token } = await h.widgetSession();
+    const listed = (await h.http.get('/api/widget/services').set('Authorization', `Bearer ${token}`)).body.services as PublicService[];
+    expect(listed.map((s) => s.title)).not.toContain('Report graffiti');
+    await as(admin).put(`/api/admin/services/${graffiti.id}`, body);
+  });
+
   it('changes a case type only additively, so existing cases stay valid', async () => {
     const base = {
       name: 'Noise complaint',

@@ -59,4 +59,9 @@ export class CaseTypeRepository {
     const [row] = await this.db.insert(serviceDefinitions).values(values).returning();
     return row!;
   }
+
+  async updateService(id: string, values: Partial<typeof serviceDefinitions.$inferInsert>): Promise<ServiceRow> {
+    const [row] = await this.db.update(serviceDefinitions).set(values).where(eq(serviceDefinitions.id, id)).returning();
+    return row!;
+  }
 }

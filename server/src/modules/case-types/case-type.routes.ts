@@ -38,6 +38,12 @@ export function caseTypeRoutes(deps: { caseTypes: CaseTypeService }): Router {
     res.status(201).json(await deps.caseTypes.createService(p, parse(ServiceDefinitionInput, req.body)));
   });
 
+  router.put('/admin/services/:id', async (req, res) => {
+    const p = requireStaff(res);
+    const { id } = parse(Params, req.params);
+    res.json(await deps.caseTypes.updateService(p, id, parse(ServiceDefinitionInput, req.body)));
+  });
+
   router.get('/widget/services', async (req, res) => {
     const p = requireConstituent(res);
     const { lang } = parse(LangQuery, req.query);

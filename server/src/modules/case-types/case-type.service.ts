@@ -177,15 +177,32 @@ export class CaseTypeService {
     return row && row.published && row.channels.includes(channel) ? row : undefined;
   }
 
-  async createService(p: StaffPrincipal, input: z.output<typeof ServiceDefinitionInput>): Promise<ServiceDefinition> {
-    assertAdmin(p);
+  /** A service creates cases of one type; its questions fill that type's fields, each at most once. */
+  private async checkService(p: StaffPrincipal, input: z.output<typeof ServiceDefinitionInput>): Promise<void> {
     const type = await this.d.caseTypes.find(p.agencyId, input.caseTypeId);
     if (!type) throw invalid(['caseTypeId'], 'No such case type');
+    const seen = new Set<string>();
     input.questions.forEach((q, i) => {
       if (!type.fields.some((f) => f.key === q.fieldKey)) {
         throw invalid(['questions', i, 'fieldKey'], `The case type has no field “${q.fieldKey}”`);
       }
+      if (seen.has(q.fieldKey)) throw invalid(['questions', i, 'fieldKey'], `Two questions fill “${q.fieldKey}”`);
+      seen.add(q.fieldKey);
     });
+  }
+
+  async updateService(p: StaffPrincipal, id: string, input: z.output<typeof ServiceDefinitionInput>): Promise<ServiceDefinition> {
+    assertAdmin(p);
+    if (!(await this.d.caseTypes.findService(p.agencyId, id))) throw new AppError('NOT_FOUND', 'Service not found');
+    await this.checkService(p, input);
+    const row = await this.d.caseTypes.updateService(id, input);
+    await this.audit(p, 'service.update', id);
+    return toService(row);
+  }
+
+  async createService(p: StaffPrincipal, input: z.output<typeof ServiceDefinitionInput>): Promise<ServiceDefinition> {
+    assertAdmin(p);
+    await this.checkService(p, input);
     const row = await this.d.caseTypes.createService({ agencyId: p.agencyId, ...input });
     await this.audit(p, 'service.create', row.id);
     return toService(row);
