@@ -226,6 +226,8 @@ export function createApp(o: AppOptions): App {
     sla,
     now: clock,
     staffInAgency: async (agencyId, userId) => (await repos.users.findById(userId))?.agencyId === agencyId,
+    mailer,
+    publicBaseUrl: o.publicBaseUrl,
   });
   const portal = new PortalService({
     db,

@@ -33,6 +33,8 @@ export const PortalCase = z.object({
   caseType: z.string().nullable(),
   /** Public messages of every conversation on the case, oldest first. */
   messages: z.array(Message),
+  /** What the agency told them while no conversation was open (also emailed). */
+  notices: z.array(z.object({ body: z.string(), createdAt: z.iso.datetime({ offset: true }) })),
   createdAt: z.iso.datetime({ offset: true }),
   updatedAt: z.iso.datetime({ offset: true }),
 });

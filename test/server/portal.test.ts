@@ -35,8 +35,9 @@ describe.each(backends())('the constituent portal on %s', (backend) => {
 
   const paths = (res: { body: { error: { issues?: { path: unknown[] }[] } } }) => res.body.error.issues?.map((i) => i.path);
   const codeFor = async (to: string, reference: string) => {
-    await eventually(() => smtp.inbox.some((m) => m.to.includes(to) && m.raw.includes(reference)), true);
-    const mail = [...smtp.inbox].reverse().find((m) => m.to.includes(to) && m.raw.includes(reference))!;
+    const isCode = (m: { to: string[]; raw: string }) => m.to.includes(to) && m.raw.includes(reference) && m.raw.includes('code is');
+    await eventually(() => smtp.inbox.some(isCode), true);
+    const mail = [...smtp.inbox].reverse().find(isCode)!;
     smtp.inbox.splice(smtp.inbox.indexOf(mail), 1);
     return /code is (\d{6})/.exec(mail.raw.replace(/=\r?\n/g, ''))![1]!;
   };
@@ -146,6 +147,11 @@ describe.each(backends())('the constituent portal on %s', (backend) => {
         .send({ version: d.version, status: 'awaiting_info', request: 'a photo of the sign' })
     ).body;
     expect(d.status).toBe('awaiting_info');
+    // The chat has ended, so the request goes by email, with the way to the portal.
+    await eventually(() => smtp.inbox.some((m) => m.to.includes('ann.answer@example.org') && m.raw.includes('a photo of the sign')), true);
+    const told = smtp.inbox.find((m) => m.to.includes('ann.answer@example.org') && m.raw.includes('a photo of the sign'))!;
+    expect(told.raw.replace(/=\r?\n/g, '')).toContain('/portal/springfield');
+    expect(d.events.at(-1)).toMatchObject({ kind: 'constituent.notified', data: { via: 'email' } });
 
     await askCode(conv.caseReference);
     const { token } = (await signIn(conv.caseReference, await codeFor('ann.answer@example.org', conv.caseReference))).body;
@@ -154,6 +160,7 @@ describe.each(backends())('the constituent portal on %s', (backend) => {
     expect(view).toMatchObject({ status: 'awaiting_info', awaiting: 'a photo of the sign', stage: 'intake' });
     expect(view.messages.map((m) => m.body)).toContain('We will look into it.');
     expect(view.messages.map((m) => m.body)).not.toContain('staff only');
+    expect(view.notices.map((n) => n.body)).toEqual([`To continue with case ${conv.caseReference} we need: a photo of the sign`]);
     // Another constituent's case, and a made-up one, are not found.
     const strangers = await chatCase('stranger@example.org');
     expect((await asC(h.http.get(`/api/portal/cases/${strangers.conv.caseReference}`))).status).toBe(404);

@@ -6,6 +6,7 @@ import type { CaseCreateInput } from '@casebridge/shared';
 import type { z } from 'zod';
 import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
+import type { Mailer } from '../../lib/mailer.js';
 import { toIso } from '../../lib/time.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { AuditRepository } from '../audit/audit.repository.js';
@@ -28,6 +29,9 @@ export interface CaseDeps {
   tasks: TaskRepository;
   sla: SlaService;
   staffInAgency: (agencyId: string, userId: string) => Promise<boolean>;
+  mailer?: Mailer;
+  /** For the portal link in emails. */
+  publicBaseUrl?: string;
 }
 
 /**
@@ -253,11 +257,36 @@ export class CaseService {
     this.announce(updated);
     if (asking) {
       // Told at once where they are; a courtesy that must not undo the change if it fails.
-      await this.d
-        .tellConstituent(c.id, `To continue with case ${c.reference} we need: ${input.request}`)
-        .catch(() => false);
+      await this.tell(c, `To continue with case ${c.reference} we need: ${input.request}`);
     }
     return this.detail(p, caseId);
+  }
+
+  /**
+   * Tells the constituent something about their case: in their open conversation if there is one, else by
+   * email with a link to the portal, where it also shows. A courtesy: failing to tell never undoes the change.
+   */
+  private async tell(c: CaseRow, body: string): Promise<void> {
+    try {
+      if (await this.d.tellConstituent(c.id, body)) return;
+      const who = await this.d.cases.constituentOf(c);
+      const email = who?.person.email;
+      let via: 'email' | 'portal' = 'portal';
+      if (email && this.d.mailer?.enabled) {
+        const agency = await this.d.agencies.findById(c.agencyId);
+        const es = who.person.language === 'es';
+        const link = agency && this.d.publicBaseUrl ? new URL(`/portal/${agency.slug}${es ? '?lang=es' : ''}`, this.d.publicBaseUrl).href : '';
+        await this.d.mailer.send({
+          to: email,
+          subject: es ? `Novedades de su caso ${c.reference}` : `An update on your case ${c.reference}`,
+          text: `${body}\n\n${es ? 'Puede responder y seguir su caso en' : 'You can reply and follow your case at'} ${link}\n${agency?.name ?? ''}`,
+        });
+        via = 'email';
+      }
+      await this.d.cases.addEvent(this.d.db, { caseId: c.id, kind: 'constituent.notified', actorKind: 'system', data: { via, body } });
+    } catch {
+      // best effort: the case change stands
+    }
   }
 
   private now(): Date {
@@ -414,7 +443,7 @@ export class CaseService {
       case 'send_message': {
         const who = c.constituentId ? await this.d.cases.constituentOf(c) : undefined;
         const name = who?.person.displayName ?? '';
-        await this.d.tellConstituent(c.id, action.body.replaceAll('{name}', name).trim());
+        await this.tell(c, action.body.replaceAll('{name}', name).trim());
         return;
       }
       case 'request_document': {

@@ -211,7 +211,7 @@ export class PortalService {
   async view(p: ConstituentPrincipal, reference: string): Promise<PortalCase> {
     const kase = await this.ownCase(p, reference);
     const type = kase.caseTypeId ? await this.d.caseTypes.get(kase.agencyId, kase.caseTypeId) : undefined;
-    const rows = await this.d.messageRows.listPublicForCase(kase.id);
+    const [rows, events] = await Promise.all([this.d.messageRows.listPublicForCase(kase.id), this.d.cases.timeline(kase.id)]);
     const refs = await this.d.attachmentRefs.refsByMessage(rows.map((r) => r.id));
     return {
       reference: kase.reference,
@@ -221,6 +221,9 @@ export class PortalService {
       awaiting: kase.status === 'awaiting_info' ? kase.awaitingRequest : null,
       caseType: type?.name ?? null,
       messages: rows.map((m) => toMessage(m, refs.get(m.id))),
+      notices: events
+        .filter(({ event: e }) => e.kind === 'constituent.notified')
+        .map(({ event: e }) => ({ body: String(e.data.body ?? ''), createdAt: toIso(e.createdAt) })),
       createdAt: toIso(kase.createdAt),
       updatedAt: toIso(kase.updatedAt),
     };

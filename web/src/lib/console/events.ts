@@ -63,6 +63,8 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       return `SLA warning: ${slaLabel[d.metric as keyof typeof slaLabel]} is due ${new Date(String(d.dueAt)).toLocaleString()}`;
     case 'sla.breached':
       return `SLA breached: ${slaLabel[d.metric as keyof typeof slaLabel]} was due ${new Date(String(d.dueAt)).toLocaleString()}`;
+    case 'constituent.notified':
+      return `${d.via === 'email' ? 'Emailed the constituent' : 'Posted for the constituent in the portal'}: “${String(d.body)}”`;
     case 'transcript.emailed':
       return 'The constituent emailed themselves the transcript';
     default:
