@@ -210,6 +210,36 @@ export type TaskCreateInput = z.input<typeof TaskCreateInput>;
 export const TaskUpdateInput = z.strictObject({ done: z.boolean() });
 export type TaskUpdateInput = z.input<typeof TaskUpdateInput>;
 
+/** The signed-in agent's own work beyond live conversations: open cases they own and tasks for them. */
+export const MyWork = z.object({
+  cases: z.array(
+    z.object({
+      id: Id,
+      reference: z.string(),
+      title: z.string(),
+      status: CaseStatus,
+      stage: Stage,
+      priority: Priority,
+      /** The soonest SLA due time still running, if any. */
+      slaDueAt: z.iso.datetime({ offset: true }).nullable(),
+      slaBreached: z.boolean(),
+      updatedAt: z.iso.datetime({ offset: true }),
+    }),
+  ),
+  tasks: z.array(
+    z.object({
+      id: Id,
+      caseId: Id,
+      reference: z.string(),
+      title: z.string(),
+      dueAt: z.iso.datetime({ offset: true }).nullable(),
+      /** For me, or for one of my groups. */
+      forGroup: z.boolean(),
+    }),
+  ),
+});
+export type MyWork = z.infer<typeof MyWork>;
+
 /** Pushed to a case's assignee and the supervisors when an SLA is near or past its target. */
 export const SlaAlert = z.object({
   caseId: Id,

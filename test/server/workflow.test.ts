@@ -145,6 +145,14 @@ describe.each(backends())('playbooks, stages and SLAs on %s', (backend) => {
     const added = (res.body as CaseDetail).tasks.find((t: CaseTask) => t.key === null)!;
     expect(added).toMatchObject({ title: 'Call the resident back', assigneeName: 'Jordan Agent', dueAt: '2026-12-28T15:00:00.000Z', required: false });
     expect((res.body as CaseDetail).events.at(-1)).toMatchObject({ kind: 'task.added', actorName: 'Avery Agent' });
+    // Jordan finds it in his work list; Avery's list has it not (it is Jordan's), but has her own open cases.
+    const jordanWork = (await as(await h.login('agent2@demo.gov')).get('/api/my-work')).body;
+    expect(jordanWork.tasks).toEqual(
+      expect.arrayContaining([expect.objectContaining({ title: 'Call the resident back', dueAt: '2026-12-28T15:00:00.000Z', forGroup: false })]),
+    );
+    const averyWork = (await as(agent).get('/api/my-work')).body;
+    expect(averyWork.tasks.map((t: { title: string }) => t.title)).not.toContain('Call the resident back');
+    expect((await h.http.get('/api/my-work')).status).toBe(401);
   });
 
   it('runs SLA clocks on business hours: warns at 75 %, breaches at 100 %, pauses while awaiting info', async () => {

@@ -1,7 +1,7 @@
-import { and, desc, eq, ne, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, ne, or, sql } from 'drizzle-orm';
 import type { CaseStatus, Priority } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
-import { caseCounters, caseEvents, caseLinks, caseTypes, cases, constituents, groups, users } from '../../db/schema.js';
+import { caseCounters, caseEvents, caseLinks, caseSlas, caseTasks, caseTypes, cases, constituents, groups, users } from '../../db/schema.js';
 
 export type CaseRow = typeof cases.$inferSelect;
 export type CaseChange = Partial<
@@ -199,5 +199,39 @@ export class CaseRepository {
       .where(and(eq(cases.id, caseId), eq(cases.version, version)))
       .returning();
     return row;
+  }
+
+  /** Open cases a staff member owns, most urgent SLA first, with their soonest running SLA due time. */
+  async openAssignedTo(userId: string) {
+    const due = sql<string | null>`(select min(s.due_at) from ${caseSlas} s where s.case_id = ${cases.id} and s.met_at is null)`;
+    return this.db
+      .select({
+        kase: cases,
+        slaDueAt: due,
+        slaBreached: sql<boolean>`exists (select 1 from ${caseSlas} s where s.case_id = ${cases.id} and s.met_at is null and s.breached_at is not null)`,
+      })
+      .from(cases)
+      .where(and(eq(cases.assigneeId, userId), inArray(cases.status, ['new', 'open', 'awaiting_info'])))
+      .orderBy(sql`${due} nulls last`, desc(cases.updatedAt))
+      .limit(200);
+  }
+
+  /** Unfinished tasks for a staff member, or for one of their groups with nobody named; soonest due first. */
+  async openTasksFor(userId: string, groupIds: string[]) {
+    return this.db
+      .select({ task: caseTasks, reference: cases.reference })
+      .from(caseTasks)
+      .innerJoin(cases, eq(cases.id, caseTasks.caseId))
+      .where(
+        and(
+          isNull(caseTasks.doneAt),
+          inArray(cases.status, ['new', 'open', 'awaiting_info']),
+          groupIds.length
+            ? or(eq(caseTasks.assigneeId, userId), and(isNull(caseTasks.assigneeId), inArray(caseTasks.groupId, groupIds)))
+            : eq(caseTasks.assigneeId, userId),
+        ),
+      )
+      .orderBy(sql`${caseTasks.dueAt} nulls last`, caseTasks.createdAt)
+      .limit(200);
   }
 }

@@ -17,6 +17,10 @@ export function caseRoutes(deps: { cases: CaseService }): Router {
     res.status(201).json(await deps.cases.create(p, parse(CaseCreateInput, req.body)));
   });
 
+  router.get('/my-work', async (_req, res) => {
+    res.json(await deps.cases.myWork(requireStaff(res)));
+  });
+
   router.get('/cases/:caseId', async (req, res) => {
     const p = requireStaff(res);
     const { caseId } = parse(Params, req.params);

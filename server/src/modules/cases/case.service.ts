@@ -1,4 +1,4 @@
-import { DEFAULT_TRANSITIONS, STAGES, validateFields, type CaseDetail, type CaseStatus, type Priority, type Stage } from '@casebridge/shared';
+import { DEFAULT_TRANSITIONS, STAGES, validateFields, type MyWork, type CaseDetail, type CaseStatus, type Priority, type Stage } from '@casebridge/shared';
 import type { CaseTypeRow } from '../case-types/case-type.repository.js';
 import type { ConstituentRepository } from '../constituents/constituent.repository.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
@@ -384,6 +384,32 @@ export class CaseService {
     if (!(await this.d.sla.met(this.d.db, caseId, 'first_response'))) return;
     const c = await this.d.cases.findById(caseId);
     if (c) this.announce(c);
+  }
+
+  /** My open cases and the tasks waiting for me or my groups. */
+  async myWork(p: StaffPrincipal): Promise<MyWork> {
+    const [mine, tasks] = await Promise.all([this.d.cases.openAssignedTo(p.userId), this.d.cases.openTasksFor(p.userId, p.groupIds)]);
+    return {
+      cases: mine.map(({ kase: c, slaDueAt, slaBreached }) => ({
+        id: c.id,
+        reference: c.reference,
+        title: c.title,
+        status: c.status,
+        stage: c.stage,
+        priority: c.priority,
+        slaDueAt: slaDueAt ? toIso(slaDueAt) : null,
+        slaBreached: Boolean(slaBreached),
+        updatedAt: toIso(c.updatedAt),
+      })),
+      tasks: tasks.map(({ task: t, reference }) => ({
+        id: t.id,
+        caseId: t.caseId,
+        reference,
+        title: t.title,
+        dueAt: t.dueAt ? toIso(t.dueAt) : null,
+        forGroup: t.assigneeId === null,
+      })),
+    };
   }
 
   // ---- tasks ----------------------------------------------------------------------------------------
