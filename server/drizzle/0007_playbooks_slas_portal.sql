@@ -48,6 +48,7 @@ ALTER TABLE "case_types" ADD COLUMN "reopen_days" integer DEFAULT 14 NOT NULL;--
 ALTER TABLE "cases" ADD COLUMN "stage" text DEFAULT 'intake' NOT NULL;--> statement-breakpoint
 ALTER TABLE "cases" ADD COLUMN "awaiting_request" text;--> statement-breakpoint
 ALTER TABLE "cases" ADD COLUMN "resolved_at" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "cases" ADD COLUMN "merged_into_id" uuid;--> statement-breakpoint
 ALTER TABLE "widget_sessions" ADD COLUMN "expires_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "case_slas" ADD CONSTRAINT "case_slas_case_id_cases_id_fk" FOREIGN KEY ("case_id") REFERENCES "public"."cases"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "case_tasks" ADD CONSTRAINT "case_tasks_case_id_cases_id_fk" FOREIGN KEY ("case_id") REFERENCES "public"."cases"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
@@ -61,4 +62,5 @@ CREATE INDEX "case_tasks_case_ix" ON "case_tasks" USING btree ("case_id");--> st
 CREATE UNIQUE INDEX "case_tasks_template_uq" ON "case_tasks" USING btree ("case_id","template_key") WHERE "case_tasks"."template_key" is not null;--> statement-breakpoint
 CREATE INDEX "case_tasks_assignee_ix" ON "case_tasks" USING btree ("assignee_id") WHERE "case_tasks"."done_at" is null;--> statement-breakpoint
 CREATE INDEX "portal_codes_case_ix" ON "portal_codes" USING btree ("case_id","created_at");--> statement-breakpoint
+ALTER TABLE "cases" ADD CONSTRAINT "cases_merged_into_id_cases_id_fk" FOREIGN KEY ("merged_into_id") REFERENCES "public"."cases"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "cases" ADD CONSTRAINT "cases_stage_ck" CHECK ("cases"."stage" in ('intake','review','process','decision'));

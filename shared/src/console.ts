@@ -157,6 +157,8 @@ export const CaseDetail = z.object({
   sla: z.array(SlaClock),
   /** While Awaiting info: what the constituent was asked for. */
   awaiting: z.string().nullable(),
+  /** A duplicate merged into another case: that case. */
+  mergedInto: z.object({ id: Id, reference: z.string() }).nullable(),
   constituent: z
     .object({
       id: Id,

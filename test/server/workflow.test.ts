@@ -155,6 +155,44 @@ describe.each(backends())('playbooks, stages and SLAs on %s', (backend) => {
     expect((await h.http.get('/api/my-work')).status).toBe(401);
   });
 
+  it('merges a duplicate into the case it repeats: conversations and timeline move, the duplicate points to the survivor', async () => {
+    const a = await chatFor('Report a pothole', 'Dee Duplicate');
+    const b = await chatFor('Report a pothole', 'Dee Duplicate');
+    const sock = await h.staffSocket(agent);
+    await sock.emitWithAck('conversation:claim', { conversationId: a.conv.id });
+    await sock.emitWithAck('conversation:claim', { conversationId: b.conv.id });
+    let dupe = (await as(agent).get(b.path)).body as CaseDetail;
+    dupe = (await as(agent).patch(b.path, { version: dupe.version, tags: ['oak-st'] })).body;
+    const benefits = await chatFor('Food assistance', 'Other Group');
+
+    for (const [reference, status] of [
+      [b.conv.caseReference, 400],
+      ['STR-2026-999999', 400],
+      [benefits.conv.caseReference, 400], // Avery cannot see Benefits cases
+    ] as const) {
+      const res = await as(agent).post(`${b.path}/merge`, { reference });
+      expect(res.status).toBe(status);
+      expect(paths(res)[0]).toEqual(['reference']);
+    }
+    expect((await as(admin).post(`${b.path}/merge`, { reference: a.conv.caseReference })).status).toBe(403);
+
+    const merged = await as(agent).post(`${b.path}/merge`, { reference: a.conv.caseReference.toLowerCase() });
+    expect(merged.status).toBe(200);
+    const survivor = merged.body as CaseDetail;
+    expect(survivor.reference).toBe(a.conv.caseReference);
+    expect(survivor.tags).toEqual(['oak-st']);
+    expect(survivor.links.map((l) => l.reference)).toEqual([b.conv.caseReference]);
+    // Both conversations' starts are on the survivor's timeline now, then the merge.
+    expect(survivor.events.filter((e) => e.kind === 'conversation.started')).toHaveLength(2);
+    expect(survivor.events.some((e) => e.kind === 'case.merged_from' && e.data.reference === b.conv.caseReference)).toBe(true);
+    expect((await as(agent).get(`/api/conversations/${b.conv.id}`)).body.caseReference).toBe(a.conv.caseReference);
+
+    const gone = (await as(agent).get(b.path)).body as CaseDetail;
+    expect(gone).toMatchObject({ status: 'closed', mergedInto: { reference: a.conv.caseReference } });
+    expect(gone.events.map((e) => e.kind)).toContain('case.merged_into');
+    expect((await as(agent).post(`${b.path}/merge`, { reference: a.conv.caseReference })).status).toBe(409);
+  });
+
   it('runs SLA clocks on business hours: warns at 75 %, breaches at 100 %, pauses while awaiting info', async () => {
     now = new Date('2026-12-23T22:00:00Z'); // Wednesday 16:00 in Chicago
     const sup = await h.staffSocket(supervisor);

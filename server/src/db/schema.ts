@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  type AnyPgColumn,
   boolean,
   check,
   customType,
@@ -228,6 +229,8 @@ export const cases = pgTable(
     awaitingRequest: text('awaiting_request'),
     /** When it was last resolved: a reply within the case type's reopen window reopens it, then it closes. */
     resolvedAt: ts('resolved_at'),
+    /** A duplicate merged into another case points at it; its conversations and timeline moved there. */
+    mergedIntoId: uuid('merged_into_id').references((): AnyPgColumn => cases.id, { onDelete: 'set null' }),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: ts('updated_at').notNull().defaultNow(),

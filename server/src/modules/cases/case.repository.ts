@@ -1,7 +1,7 @@
 import { and, desc, eq, inArray, isNull, ne, or, sql } from 'drizzle-orm';
 import type { CaseStatus, Priority } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
-import { caseCounters, caseEvents, caseLinks, caseSlas, caseTasks, caseTypes, cases, constituents, groups, users } from '../../db/schema.js';
+import { caseCounters, caseEvents, caseLinks, caseSlas, caseTasks, caseTypes, cases, constituents, conversations, groups, users } from '../../db/schema.js';
 
 export type CaseRow = typeof cases.$inferSelect;
 export type CaseChange = Partial<
@@ -233,5 +233,36 @@ export class CaseRepository {
       )
       .orderBy(sql`${caseTasks.dueAt} nulls last`, caseTasks.createdAt)
       .limit(200);
+  }
+
+  /**
+   * Moves a duplicate's conversations, timeline and hand-added tasks to the survivor, and closes the duplicate
+   * pointing at it. Its unfinished playbook steps are dropped: the survivor has its own.
+   */
+  async merge(tx: Tx, duplicate: CaseRow, survivor: CaseRow): Promise<CaseRow | undefined> {
+    const [closed] = await tx
+      .update(cases)
+      .set({ status: 'closed', mergedIntoId: survivor.id, version: sql`${cases.version} + 1`, updatedAt: sql`now()` })
+      .where(and(eq(cases.id, duplicate.id), eq(cases.version, duplicate.version), isNull(cases.mergedIntoId)))
+      .returning();
+    if (!closed) return undefined;
+    await tx.update(conversations).set({ caseId: survivor.id }).where(eq(conversations.caseId, duplicate.id));
+    await tx.update(caseEvents).set({ caseId: survivor.id }).where(eq(caseEvents.caseId, duplicate.id));
+    await tx
+      .update(caseTasks)
+      .set({ caseId: survivor.id })
+      .where(and(eq(caseTasks.caseId, duplicate.id), isNull(caseTasks.templateKey)));
+    await tx.delete(caseTasks).where(and(eq(caseTasks.caseId, duplicate.id), isNull(caseTasks.doneAt)));
+    const tags = [...new Set([...survivor.tags, ...duplicate.tags])].sort();
+    await tx
+      .update(cases)
+      .set({ tags, version: sql`${cases.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(cases.id, survivor.id));
+    return closed;
+  }
+
+  async referenceOf(caseId: string): Promise<{ id: string; reference: string } | undefined> {
+    const [row] = await this.db.select({ id: cases.id, reference: cases.reference }).from(cases).where(eq(cases.id, caseId));
+    return row;
   }
 }

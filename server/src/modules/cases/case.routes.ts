@@ -40,6 +40,13 @@ export function caseRoutes(deps: { cases: CaseService }): Router {
     res.json(await deps.cases.link(p, caseId, reference));
   });
 
+  router.post('/cases/:caseId/merge', async (req, res) => {
+    const p = requireStaff(res);
+    const { caseId } = parse(Params, req.params);
+    const { reference } = parse(CaseReferenceInput, req.body);
+    res.json(await deps.cases.merge(p, caseId, reference));
+  });
+
   router.delete('/cases/:caseId/links/:otherId', async (req, res) => {
     const p = requireStaff(res);
     const { caseId, otherId } = parse(LinkParams, req.params);

@@ -110,6 +110,7 @@ export class CaseService {
       })),
       sla,
       awaiting: c.status === 'awaiting_info' ? c.awaitingRequest : null,
+      mergedInto: c.mergedIntoId ? ((await this.d.cases.referenceOf(c.mergedIntoId)) ?? null) : null,
       constituent: who
         ? {
             id: who.person.id,
@@ -556,6 +557,38 @@ export class CaseService {
     ] as const) {
       await this.d.cases.addEvent(tx, { caseId: from.id, kind, actorKind: 'agent', actorUserId: p.userId, data: { reference: to.reference } });
     }
+  }
+
+  /**
+   * Merges this case (a duplicate) into another: its conversations and timeline move to the survivor, which
+   * gets its tags and a link; the duplicate closes and points to the survivor. Both timelines say so.
+   */
+  async merge(p: StaffPrincipal, caseId: string, reference: string): Promise<CaseDetail> {
+    const dup = await this.workable(p, caseId);
+    const survivor = await this.d.cases.findByReference(p.agencyId, reference);
+    if (!survivor || !canSee(p, survivor)) throw invalidRef(`No case ${reference} that you can see`);
+    if (survivor.id === dup.id) throw invalidRef('A case cannot be merged into itself');
+    if (dup.mergedIntoId) throw new AppError('CONFLICT', 'This case was already merged');
+    if (survivor.mergedIntoId) throw invalidRef(`${survivor.reference} was itself merged into another case`);
+    if (survivor.status === 'closed' || survivor.status === 'cancelled') throw invalidRef(`${survivor.reference} is closed`);
+    const done = await this.d.db.transaction(async (tx) => {
+      const closed = await this.d.cases.merge(tx, dup, survivor);
+      if (!closed) return undefined;
+      await this.d.sla.met(tx, dup.id, 'first_response');
+      await this.d.sla.met(tx, dup.id, 'resolution');
+      await this.d.cases.link(tx, dup.id, survivor.id, p.userId);
+      await this.d.cases.addEvent(tx, { caseId: survivor.id, kind: 'case.merged_from', actorKind: 'agent', actorUserId: p.userId, data: { reference: dup.reference } });
+      await this.d.cases.addEvent(tx, { caseId: dup.id, kind: 'case.merged_into', actorKind: 'agent', actorUserId: p.userId, data: { reference: survivor.reference } });
+      await this.d.audit.record(
+        { agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, action: 'case.merge', objectType: 'case', objectId: dup.id, outcome: 'success', detail: { into: survivor.id } },
+        tx,
+      );
+      return closed;
+    });
+    if (!done) throw new AppError('CONFLICT', 'Someone else changed this case. Reload it and try again.');
+    this.announce(done);
+    this.announce((await this.d.cases.findById(survivor.id)) ?? survivor);
+    return this.detail(p, survivor.id);
   }
 
   /** Links two cases of the agency that the agent can both see; linking twice is harmless. */

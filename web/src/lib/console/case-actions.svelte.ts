@@ -40,6 +40,14 @@ export abstract class CaseActions {
     this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links`, { method: 'POST', body: { reference } });
   }
 
+  /** Merges this case into the one with `reference`; returns the survivor's id. */
+  async merge(reference: string): Promise<string | null> {
+    if (!this.caseDetail) return null;
+    const survivor = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/merge`, { method: 'POST', body: { reference } });
+    await this.loadCase();
+    return survivor.id;
+  }
+
   async unlink(otherId: string): Promise<void> {
     if (!this.caseDetail) return;
     this.caseDetail = await api<CaseDetail>(`/api/cases/${this.caseDetail.id}/links/${otherId}`, { method: 'DELETE' });

@@ -63,6 +63,10 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       return `SLA warning: ${slaLabel[d.metric as keyof typeof slaLabel]} is due ${new Date(String(d.dueAt)).toLocaleString()}`;
     case 'sla.breached':
       return `SLA breached: ${slaLabel[d.metric as keyof typeof slaLabel]} was due ${new Date(String(d.dueAt)).toLocaleString()}`;
+    case 'case.merged_from':
+      return `${who} merged duplicate case ${String(d.reference)} into this one`;
+    case 'case.merged_into':
+      return `${who} merged this case into ${String(d.reference)}`;
     case 'constituent.notified':
       return `${d.via === 'email' ? 'Emailed the constituent' : 'Posted for the constituent in the portal'}: “${String(d.body)}”`;
     case 'transcript.emailed':
