@@ -234,6 +234,22 @@ export const ServiceDefinition = z.object({
 });
 export type ServiceDefinition = z.infer<typeof ServiceDefinition>;
 
-/** What the widget shows in its service list: in the visitor's language. */
-export const PublicService = z.object({ id: Id, title: z.string(), description: z.string(), category: z.string() });
+/** A question asked up front, in the visitor's language, with what its field accepts. */
+export const ServiceQuestion = z.object({
+  fieldKey: z.string(),
+  prompt: z.string(),
+  type: FieldType,
+  required: z.boolean(),
+  options: z.array(z.string()).optional(),
+});
+export type ServiceQuestion = z.infer<typeof ServiceQuestion>;
+
+/** What the widget and the portal show of a service: in the visitor's language, with its up-front questions. */
+export const PublicService = z.object({
+  id: Id,
+  title: z.string(),
+  description: z.string(),
+  category: z.string(),
+  questions: z.array(ServiceQuestion),
+});
 export type PublicService = z.infer<typeof PublicService>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Stage } from './case-types.js';
+import { PublicService, Stage } from './case-types.js';
 import { CaseStatus, Email, Id, Language, Message, SendMessageBody } from './schemas.js';
 
 // The constituent portal: find a case with its reference and a one-time code, follow it, answer, upload, and
@@ -65,23 +65,9 @@ export type PortalRequest = z.input<typeof PortalRequest>;
 export const PortalRequestResult = z.object({ reference: z.string() });
 export type PortalRequestResult = z.infer<typeof PortalRequestResult>;
 
-/** The catalog as the portal shows it: each service with its up-front questions in the visitor's language. */
-export const PortalService = z.object({
-  id: Id,
-  title: z.string(),
-  description: z.string(),
-  category: z.string(),
-  questions: z.array(
-    z.object({
-      fieldKey: z.string(),
-      prompt: z.string(),
-      type: z.string(),
-      required: z.boolean(),
-      options: z.array(z.string()).optional(),
-    }),
-  ),
-});
-export type PortalService = z.infer<typeof PortalService>;
+/** The catalog as the portal shows it: the same as the widget's. */
+export const PortalService = PublicService;
+export type PortalService = PublicService;
 
 export const PortalAgency = z.object({ slug: z.string(), name: z.string(), services: z.array(PortalService) });
 export type PortalAgency = z.infer<typeof PortalAgency>;

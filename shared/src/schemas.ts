@@ -257,6 +257,8 @@ export const StartConversationInput = z.strictObject({
   service: z.string().trim().max(200).optional(),
   /** A published service of the agency's catalog: the case gets its case type. */
   serviceId: Id.optional(),
+  /** Answers to the chosen service's up-front questions, by field key. */
+  answers: z.record(z.string(), z.unknown()).optional(),
   language: Language.default('en'),
   /** The first message, if the constituent typed one into the pre-chat form. */
   message: MessageBody.optional(),

@@ -197,9 +197,16 @@ describe('the chat widget on an agency page, in Chromium', () => {
     await widget().getByLabel('Su nombre').fill('Lucía');
     // The service catalog speaks Spanish too; choosing a service makes a typed case (permit → PRM-…).
     await widget().getByLabel('¿En qué necesita ayuda?').selectOption({ label: 'Solicitar un permiso de estacionamiento residencial' });
+    // The service asks its questions up front, in Spanish; the answers become the case's fields.
+    await widget().getByLabel('Placa').fill('LUCIA 1');
+    await widget().getByLabel('Zona del permiso').selectOption('B');
+    await expect(axeViolations(page)).resolves.toEqual([]);
     await widget().getByRole('button', { name: 'Iniciar chat' }).click();
     await widget().getByText('Usted es el número', { exact: false }).waitFor();
-    await widget().getByText(/PRM-\d{4}-\d{6}/).waitFor();
+    const ref = (await widget().getByText(/PRM-\d{4}-\d{6}/).textContent())!.match(/PRM-\d{4}-\d{6}/)![0];
+    const queued = (await h.http.get(`/api/inbox?view=queue&q=${ref}`).set('Cookie', agentSession.cookie)).body.conversations;
+    const kase = (await h.http.get(`/api/cases/${queued[0].caseId}`).set('Cookie', agentSession.cookie)).body;
+    expect(kase.fields).toEqual({ plate: 'LUCIA 1', zone: 'B' });
     await expect(axeViolations(page)).resolves.toEqual([]);
     await shot('spanish');
   });

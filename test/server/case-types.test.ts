@@ -125,7 +125,18 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
     expect(bad.status).toBe(400);
     expect(field(bad)).toEqual(['serviceId']);
 
-    const conv = await h.startConversation(token, { name: 'Pat Permit', serviceId: permit.id });
+    // The service's up-front questions come with it; answers are checked like any field write.
+    expect((services.find((s) => s.id === permit.id) as PublicService).questions.map((q) => q.fieldKey)).toEqual(['plate', 'address', 'zone']);
+    for (const [body, at] of [
+      [{ name: 'Pat', serviceId: permit.id, answers: { zone: 'Z' } }, ['answers', 'zone']],
+      [{ name: 'Pat', serviceId: permit.id, answers: { colour: 'red' } }, ['answers', 'colour']],
+      [{ name: 'Pat', answers: { zone: 'A' } }, ['answers']],
+    ] as const) {
+      const res = await h.http.post('/api/widget/conversations').set('Authorization', `Bearer ${token}`).send(body);
+      expect(res.status).toBe(400);
+      expect(field(res)).toEqual(at);
+    }
+    const conv = await h.startConversation(token, { name: 'Pat Permit', serviceId: permit.id, answers: { plate: 'PAT 9' } });
     expect(conv.caseReference).toMatch(/^PRM-\d{4}-\d{6}$/);
     // Permits is Avery's group: the case is there, typed.
     const summary = (await as(agent).get(`/api/conversations/${conv.id}`)).body;
@@ -153,6 +164,7 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
       expect(res.status).toBe(400);
       expect(field(res)).toEqual(at);
     }
+    expect(detail.fields).toEqual({ plate: 'PAT 9' });
     const partial = await as(agent).patch(path, { version: detail.version, fields: { plate: 'SPR 123', zone: 'B' } });
     expect(partial.status).toBe(200);
     expect(partial.body.fields).toEqual({ plate: 'SPR 123', zone: 'B' });

@@ -161,7 +161,8 @@ export class CaseTypeService {
 
   /** The published catalog for one channel, in the constituent's language (Spanish falls back to English). */
   async publicCatalog(agencyId: string, channel: 'web' | 'portal', lang: Language): Promise<PublicService[]> {
-    const rows = await this.d.caseTypes.listServices(agencyId);
+    const [rows, types] = await Promise.all([this.d.caseTypes.listServices(agencyId), this.d.caseTypes.list(agencyId)]);
+    const fieldsOf = new Map(types.map((t) => [t.id, t.fields]));
     return rows
       .filter((r) => r.published && r.channels.includes(channel))
       .map((r) => ({
@@ -169,7 +170,44 @@ export class CaseTypeService {
         title: (lang === 'es' && r.title.es) || r.title.en,
         description: (lang === 'es' && r.description.es) || r.description.en,
         category: r.category,
+        questions: r.questions.flatMap((q) => {
+          const f = fieldsOf.get(r.caseTypeId)?.find((x) => x.key === q.fieldKey);
+          if (!f) return [];
+          return [
+            {
+              fieldKey: f.key,
+              prompt: (lang === 'es' && q.prompt.es) || q.prompt.en,
+              type: f.type,
+              required: f.required,
+              ...(f.options ? { options: f.options } : {}),
+            },
+          ];
+        }),
       }));
+  }
+
+  /**
+   * A constituent's answers to a service's up-front questions, checked against the fields they fill: the
+   * custom field values the new case starts with. Errors name `answers.<field>`. `partial` (a chat, where the
+   * agent can ask for the rest) lets required answers be missing.
+   */
+  async answersFor(
+    agencyId: string,
+    service: ServiceRow,
+    answers: Record<string, unknown>,
+    opts: { partial?: boolean } = {},
+  ): Promise<Record<string, unknown>> {
+    const type = await this.d.caseTypes.find(agencyId, service.caseTypeId);
+    const asked = new Set(service.questions.map((q) => q.fieldKey));
+    const stray = Object.keys(answers).find((k) => !asked.has(k));
+    if (stray) throw invalid(['answers', stray], `Unknown question “${stray}”`);
+    const given = Object.fromEntries(Object.entries(answers).filter(([, v]) => v !== '' && v !== null && v !== undefined));
+    const problems = validateFields((type?.fields ?? []).filter((f) => asked.has(f.key)), given, opts).map((i) => ({
+      path: ['answers', ...i.path.slice(1)],
+      message: i.message,
+    }));
+    if (problems.length) throw new AppError('INVALID_PAYLOAD', problems[0]!.message, { issues: problems });
+    return given;
   }
 
   async findPublished(agencyId: string, id: string, channel: 'web' | 'portal'): Promise<ServiceRow | undefined> {

@@ -39,7 +39,7 @@ export interface ConversationDeps {
   constituents: ConstituentRepository;
   agencies: AgencyRepository;
   users: UserRepository;
-  caseTypes: Pick<CaseTypeService, 'findPublished' | 'get'>;
+  caseTypes: Pick<CaseTypeService, 'findPublished' | 'get' | 'answersFor'>;
   audit: AuditRepository;
   notifier: Notifier;
   queue: QueueService;
@@ -197,6 +197,12 @@ export class ConversationService {
         issues: [{ path: ['serviceId'], message: 'That service is not offered here' }],
       });
     }
+    if (input.answers && Object.keys(input.answers).length && !service) {
+      throw new AppError('INVALID_PAYLOAD', 'Choose a service before answering its questions', {
+        issues: [{ path: ['answers'], message: 'Choose a service before answering its questions' }],
+      });
+    }
+    const customFields = service && input.answers ? await this.d.caseTypes.answersFor(p.agencyId, service, input.answers, { partial: true }) : {};
     const caseType = service ? await this.d.caseTypes.get(p.agencyId, service.caseTypeId) : undefined;
     const groupId = caseType?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(p.agencyId));
     if (!groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking chats yet', { retryable: false });
@@ -237,6 +243,7 @@ export class ConversationService {
           groupId,
           caseTypeId: caseType?.id ?? null,
           priority: caseType?.defaultPriority ?? 'normal',
+          customFields,
         });
         await this.d.caseStarted(tx, kase);
         const conv = await this.d.conversations.create(tx, {

@@ -1,6 +1,5 @@
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import {
-  validateFields,
   type Language,
   type PortalAgency,
   type PortalCase,
@@ -99,20 +98,7 @@ export class PortalService {
   /** The agency's name and its portal catalog, each service with its up-front questions. */
   async catalog(slug: string, lang: Language): Promise<PortalAgency> {
     const agency = await this.agency(slug);
-    const services = await this.d.caseTypes.publicCatalog(agency.id, 'portal', lang);
-    const withQuestions = await Promise.all(
-      services.map(async (s) => {
-        const row = (await this.d.caseTypes.findPublished(agency.id, s.id, 'portal'))!;
-        const type = await this.d.caseTypes.get(agency.id, row.caseTypeId);
-        const questions = row.questions.flatMap((q) => {
-          const f = type?.fields.find((x) => x.key === q.fieldKey);
-          if (!f) return [];
-          return [{ fieldKey: f.key, prompt: (lang === 'es' && q.prompt.es) || q.prompt.en, type: f.type, required: f.required, ...(f.options ? { options: f.options } : {}) }];
-        });
-        return { ...s, questions };
-      }),
-    );
-    return { slug: agency.slug, name: agency.name, services: withQuestions };
+    return { slug: agency.slug, name: agency.name, services: await this.d.caseTypes.publicCatalog(agency.id, 'portal', lang) };
   }
 
   /**
@@ -257,15 +243,7 @@ export class PortalService {
     if (!service) throw invalid('serviceId', 'Choose a service from the list');
     const type = await this.d.caseTypes.get(agency.id, service.caseTypeId);
     if (!type) throw invalid('serviceId', 'Choose a service from the list');
-    const asked = new Set(service.questions.map((q) => q.fieldKey));
-    const stray = Object.keys(input.answers).find((k) => !asked.has(k));
-    if (stray) throw new AppError('INVALID_PAYLOAD', `Unknown question “${stray}”`, { issues: [{ path: ['answers', stray], message: `Unknown question “${stray}”` }] });
-    const answers = Object.fromEntries(Object.entries(input.answers).filter(([, v]) => v !== '' && v !== null && v !== undefined));
-    const problems = validateFields(
-      type.fields.filter((f) => asked.has(f.key)),
-      answers,
-    ).map((i) => ({ path: ['answers', ...i.path.slice(1)], message: i.message }));
-    if (problems.length) throw new AppError('INVALID_PAYLOAD', problems[0]!.message, { issues: problems });
+    const answers = await this.d.caseTypes.answersFor(agency.id, service, input.answers);
     const groupId = type.defaultGroupId ?? (await this.d.agencies.defaultGroupId(agency.id)) ?? null;
     const title = `Portal request: ${(input.language === 'es' && service.title.es) || service.title.en}`;
 

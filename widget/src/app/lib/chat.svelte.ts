@@ -93,6 +93,7 @@ export class ChatState {
     phone?: string;
     service?: string;
     serviceId?: string;
+    answers?: Record<string, unknown>;
     language: 'en' | 'es';
     message?: string;
   }) {

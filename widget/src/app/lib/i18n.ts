@@ -11,6 +11,8 @@ const en = {
   serviceChoose: 'Choose…',
   serviceOtherOption: 'Something else',
   serviceOther: 'Tell us in a few words',
+  yes: 'Yes',
+  no: 'No',
   language: 'Language',
   firstMessage: 'Your message (optional)',
   privacy:
@@ -85,6 +87,8 @@ const es: typeof en = {
   serviceChoose: 'Elija…',
   serviceOtherOption: 'Otra cosa',
   serviceOther: 'Cuéntenos en pocas palabras',
+  yes: 'Sí',
+  no: 'No',
   language: 'Idioma',
   firstMessage: 'Su mensaje (opcional)',
   privacy:
