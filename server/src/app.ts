@@ -94,6 +94,7 @@ export interface App {
     cases: CaseService;
     sla: SlaService;
     timers: CaseTimers;
+    presence: PresenceService;
   };
 }
 
@@ -350,5 +351,5 @@ export function createApp(o: AppOptions): App {
   };
   userConnected = async (userId) => (await io.in(rooms.user(userId)).fetchSockets()).length > 0;
 
-  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers } };
+  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence } };
 }

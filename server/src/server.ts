@@ -119,7 +119,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         // Stop accepting, let in-flight requests finish, close sockets, then the database.
         const httpClosed = new Promise<void>((r) => app.httpServer.close(() => r()));
         app.httpServer.closeIdleConnections();
-        app.io.disconnectSockets(true);
+        app.services.presence.stop();
+        // Only this node's sockets: with the Redis adapter a plain disconnectSockets would close every node's.
+        app.io.local.disconnectSockets(true);
         await Promise.race([httpClosed, new Promise((r) => setTimeout(r, 10_000).unref())]);
         app.httpServer.closeAllConnections();
         await new Promise<void>((r) => app.io.close(() => r()));

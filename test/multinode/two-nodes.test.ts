@@ -4,6 +4,7 @@ import type { SendMessageResult } from '@casebridge/shared';
 import {
   collect,
   createTestDatabase,
+  eventually,
   nextEvent,
   sleep,
   startTestServer,
@@ -98,5 +99,65 @@ describe('two nodes behind PostgreSQL and Redis', () => {
     const res = await request(a.url).post('/api/auth/logout').set('Cookie', s.cookie).set('x-csrf-token', s.csrf);
     expect(res.status).toBe(204);
     await closed;
+  });
+});
+
+// SLA alerts are claimed in the database: however many nodes tick at once, and across a restart, each fires once.
+describe('SLA timers on several nodes', () => {
+  let a: Harness;
+  let b: Harness;
+  let c: Harness | undefined;
+  let dbUrl: string;
+  let drop: () => Promise<void>;
+  let now = new Date('2026-12-23T22:00:00Z');
+  const clock = () => now;
+
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    drop = db.drop;
+    dbUrl = db.url;
+    a = await startTestServer('postgres', { databaseUrl: dbUrl, redisUrl: process.env.REDIS_URL, now: clock });
+    b = await startTestServer('postgres', { databaseUrl: dbUrl, redisUrl: process.env.REDIS_URL, now: clock });
+  }, 60_000);
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await c?.close();
+    await drop?.();
+  });
+
+  const tick = (h: Harness) => (h.server.app.services.timers as { tick(): Promise<{ alerts: number }> }).tick();
+
+  it('two nodes ticking together send each warning once; a node started after a restart sends the breach once', async () => {
+    const sup = await b.login('supervisor@demo.gov');
+    const supSocket = await b.staffSocket(sup);
+    const alerts = collect(supSocket, 'sla:alert');
+    const { token } = await a.widgetSession();
+    const services = (await a.http.get('/api/widget/services').set('Authorization', `Bearer ${token}`)).body.services as { id: string; title: string }[];
+    const conv = await a.startConversation(token, { name: 'Two Nodes', serviceId: services.find((s) => s.title === 'Report a pothole')!.id });
+    const caseId = (await b.http.get(`/api/conversations/${conv.id}`).set('Cookie', sup.cookie)).body.caseId as string;
+    const slaEvents = async () =>
+      ((await b.http.get(`/api/cases/${caseId}`).set('Cookie', sup.cookie)).body.events as { kind: string }[]).filter((e) => e.kind.startsWith('sla.')).map((e) => e.kind);
+
+    // Past the 75 % mark (45 of 60 minutes): both nodes race, several times over.
+    now = new Date('2026-12-23T22:50:00Z');
+    const results = await Promise.all([tick(a), tick(b), tick(a), tick(b)]);
+    expect(results.reduce((n, r) => n + r.alerts, 0)).toBe(1);
+    expect(await slaEvents()).toEqual(['sla.warning']);
+    await sleep(300);
+    expect(alerts.filter((x) => x.caseId === caseId)).toHaveLength(1);
+
+    // Node A stops (its own sockets only: the supervisor on B stays connected); a new node starts on the same
+    // database and finds the breach that came due meanwhile.
+    await a.close();
+    expect(supSocket.connected).toBe(true);
+    now = new Date('2026-12-23T23:30:00Z');
+    c = await startTestServer('postgres', { databaseUrl: dbUrl, redisUrl: process.env.REDIS_URL, now: clock });
+    const [fromC, fromB] = await Promise.all([tick(c), tick(b)]);
+    expect(fromC.alerts + fromB.alerts).toBe(1);
+    expect(await slaEvents()).toEqual(['sla.warning', 'sla.breached']);
+    await eventually(() => alerts.filter((x) => x.caseId === caseId).map((x) => x.level), ['warning', 'breach'], 5000);
+    await sleep(300);
+    expect(alerts.filter((x) => x.caseId === caseId)).toHaveLength(2);
   });
 });

@@ -19,7 +19,20 @@ export interface PresenceDeps {
  * them offline; in between, the agent chooses available or away. Nobody gets new work unless available.
  */
 export class PresenceService {
+  private readonly pending = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
   constructor(private readonly d: PresenceDeps) {}
+
+  /**
+   * The node is shutting down: its sockets closing says nothing about whether people left (they reconnect to
+   * another node), so no one is marked offline for it.
+   */
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.pending) clearTimeout(t);
+    this.pending.clear();
+  }
 
   async set(p: StaffPrincipal, presence: Presence): Promise<PresenceChanged> {
     await this.d.users.setPresence(p.userId, presence);
@@ -35,7 +48,9 @@ export class PresenceService {
   }
 
   disconnected(p: StaffPrincipal): void {
+    if (this.stopped) return;
     const timer = setTimeout(() => {
+      this.pending.delete(timer);
       void (async () => {
         if (await this.d.isConnected(p.userId)) return;
         const now = await this.d.users.setPresence(p.userId, 'offline', ['available', 'away']);
@@ -43,6 +58,7 @@ export class PresenceService {
       })().catch(() => undefined);
     }, this.d.offlineGraceMs);
     timer.unref();
+    this.pending.add(timer);
   }
 
   async colleagues(p: StaffPrincipal): Promise<StaffMember[]> {
