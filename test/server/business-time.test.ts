@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { addBusinessMinutes, businessMinutesBetween, type BusinessCalendar } from '../../server/src/lib/business-time.js';
+import { addBusinessMinutes, businessMinutesBetween, isBusinessTime, type BusinessCalendar } from '../../server/src/lib/business-time.js';
 
 // SLA targets count business time: the agency's hours in its own time zone, skipping weekends and holidays.
 const weekdays: [string, string][] = [['09:00', '17:00']];
@@ -36,6 +36,15 @@ describe('business time', () => {
     const always: BusinessCalendar = { hours: null, holidays: ['2026-12-25'] };
     expect(addBusinessMinutes(at('2026-12-24T23:00:00Z'), 120, always).toISOString()).toBe('2026-12-26T01:00:00.000Z');
     expect(businessMinutesBetween(at('2026-12-24T00:00:00Z'), at('2026-12-26T00:00:00Z'), always)).toBe(24 * 60);
+  });
+
+  it('says whether the agency is open now: hours in its zone, never on a holiday', () => {
+    expect(isBusinessTime(at('2026-12-23T15:00:00Z'), chicago)).toBe(true); // Wed 09:00 Chicago
+    expect(isBusinessTime(at('2026-12-23T14:59:00Z'), chicago)).toBe(false); // 08:59
+    expect(isBusinessTime(at('2026-12-23T23:00:00Z'), chicago)).toBe(false); // 17:00 closes
+    expect(isBusinessTime(at('2026-12-25T18:00:00Z'), chicago)).toBe(false); // Christmas, a Friday
+    expect(isBusinessTime(at('2026-12-26T18:00:00Z'), chicago)).toBe(false); // Saturday
+    expect(isBusinessTime(at('2026-12-25T18:00:00Z'), { hours: null, holidays: [] })).toBe(true);
   });
 
   it('refuses a calendar that is never open instead of looping forever', () => {

@@ -85,6 +85,11 @@ describe.each(backends())('playbooks, stages and SLAs on %s', (backend) => {
     expect(notBool.status).toBe(400);
     expect(paths(notBool)[0]).toEqual(['done']);
     expect((await as(admin).patch(`${path}/tasks/${task(d, 'check_complete').id}`, { done: true })).status).toBe(403);
+    // Jordan is not in Permits: the case and its tasks do not exist for him.
+    const jordan = await h.login('agent2@demo.gov');
+    expect((await as(jordan).patch(`${path}/tasks/${task(d, 'check_complete').id}`, { done: true })).status).toBe(404);
+    expect((await as(jordan).post(`${path}/tasks`, { title: 'Sneaky' })).status).toBe(404);
+    expect((await as(jordan).patch(path, { version: d.version, stage: 'review' })).status).toBe(404);
 
     d = (await as(agent).patch(`${path}/tasks/${task(d, 'check_complete').id}`, { done: true })).body;
     expect(task(d, 'check_complete')).toMatchObject({ doneByName: 'Avery Agent', doneAt: expect.any(String) });

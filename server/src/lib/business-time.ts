@@ -71,3 +71,10 @@ export function businessMinutesBetween(from: Date, to: Date, cal: BusinessCalend
   }
   return total / MINUTE;
 }
+
+/** Is the agency open at this instant (within its hours, and not on a holiday)? */
+export function isBusinessTime(at: Date, cal: BusinessCalendar): boolean {
+  const day = DateTime.fromJSDate(at, { zone: zoneOf(cal) }).startOf('day');
+  const t = at.getTime();
+  return openIntervals(cal, day).some(([a, b]) => t >= a && t < b);
+}

@@ -1,6 +1,6 @@
 import type { Availability } from '@casebridge/shared';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
-import { isOpen } from './business-hours.js';
+import { isBusinessTime } from '../../lib/business-time.js';
 
 export interface AvailabilityDeps {
   agencies: AgencyRepository;
@@ -18,7 +18,8 @@ export class AvailabilityService {
   async forAgency(agencyId: string): Promise<Availability> {
     const agency = await this.d.agencies.findById(agencyId);
     const emailTranscript = this.d.emailEnabled;
-    if (!agency || !isOpen(agency.businessHours, this.d.now?.() ?? new Date())) {
+    const now = this.d.now?.() ?? new Date();
+    if (!agency || !isBusinessTime(now, { hours: agency.businessHours ?? null, holidays: agency.holidays })) {
       return { open: false, reason: 'closed', emailTranscript };
     }
     const groupId = await this.d.agencies.defaultGroupId(agencyId);

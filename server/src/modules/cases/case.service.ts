@@ -435,6 +435,10 @@ export class CaseService {
         actorUserId: p.userId,
         data: { taskId: task.id, title: task.title, assigneeId: task.assigneeId, dueAt: task.dueAt },
       });
+      await this.d.audit.record(
+        { agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, action: 'task.add', objectType: 'case', objectId: c.id, outcome: 'success', detail: { taskId: task.id } },
+        tx,
+      );
     });
     this.announce(c);
     return this.detail(p, caseId);
@@ -459,6 +463,10 @@ export class CaseService {
         actorUserId: p.userId,
         data: { taskId: task.id, title: task.title },
       });
+      await this.d.audit.record(
+        { agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, action: done ? 'task.done' : 'task.reopen', objectType: 'case', objectId: c.id, outcome: 'success', detail: { taskId: task.id } },
+        tx,
+      );
       return true;
     });
     if (changed) this.announce((await this.d.cases.findById(c.id)) ?? c);

@@ -51,6 +51,11 @@ const en = {
   yes: 'Yes',
   no: 'No',
   loading: 'Loading…',
+  codeWrong: 'That code is not right. Check it, or ask for a new one.',
+  codeExpired: 'That code has expired. Ask for a new one.',
+  codeFormat: 'The code is 6 digits.',
+  tooMany: 'Too many tries. Wait a few minutes, then ask for a new code.',
+  fileRefused: 'Only photos (PNG, JPEG, GIF, WebP) and PDF files up to 10 MB can be sent.',
   status_: { new: 'Received', open: 'In progress', awaiting_info: 'Waiting for you', resolved: 'Resolved', closed: 'Closed', cancelled: 'Cancelled' } satisfies Record<CaseStatus, string>,
   stage_: { intake: 'Intake', review: 'Review', process: 'Processing', decision: 'Decision' } satisfies Record<Stage, string>,
 };
@@ -103,6 +108,11 @@ const es: typeof en = {
   yes: 'Sí',
   no: 'No',
   loading: 'Cargando…',
+  codeWrong: 'Ese código no es correcto. Revíselo o pida uno nuevo.',
+  codeExpired: 'Ese código venció. Pida uno nuevo.',
+  codeFormat: 'El código tiene 6 dígitos.',
+  tooMany: 'Demasiados intentos. Espere unos minutos y pida un código nuevo.',
+  fileRefused: 'Solo se pueden enviar fotos (PNG, JPEG, GIF, WebP) y archivos PDF de hasta 10 MB.',
   status_: { new: 'Recibido', open: 'En curso', awaiting_info: 'Esperando su respuesta', resolved: 'Resuelto', closed: 'Cerrado', cancelled: 'Cancelado' },
   stage_: { intake: 'Recepción', review: 'Revisión', process: 'Trámite', decision: 'Decisión' },
 };
