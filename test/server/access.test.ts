@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'drizzle-orm';
-import { agencies, groups } from '../../server/src/db/schema.js';
-import { backends, collect, sleep, startTestServer, uuid, type ClientSocket, type Harness } from '../support/harness.js';
+import { backends, collect, sleep, startTestServer, uuid, type ClientSocket, type Harness, addOtherAgency } from '../support/harness.js';
 
 describe.each(backends())('access control on %s', (backend) => {
   let h: Harness;
@@ -15,12 +14,7 @@ describe.each(backends())('access control on %s', (backend) => {
   beforeAll(async () => {
     h = await startTestServer(backend);
     // A second agency, to prove data never crosses agencies.
-    const db = h.server.database.db;
-    const [other] = await db
-      .insert(agencies)
-      .values({ slug: 'shelbyville', name: 'Shelbyville', widgetKey: 'shelbyville-key', casePrefix: 'SHB' })
-      .returning();
-    await db.insert(groups).values({ agencyId: other!.id, name: 'General', isDefault: true });
+    await addOtherAgency(h);
     tokenA = (await h.widgetSession()).token;
     tokenB = (await h.widgetSession()).token;
     tokenX = (await h.widgetSession('shelbyville-key')).token;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CaseType, PublicService } from '@casebridge/shared';
-import { backends, collect, eventually, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+import { backends, collect, eventually, startTestServer, uuid, type Harness, type StaffSession, staffApi } from '../support/harness.js';
 
 // Case types with custom fields, and the service catalog that turns a widget chat into a typed case.
 describe.each(backends())('case types and the service catalog on %s', (backend) => {
@@ -14,12 +14,7 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
   }, 60_000);
   afterAll(async () => h?.close());
 
-  const as = (s: StaffSession) => ({
-    get: (path: string) => h.http.get(path).set('Cookie', s.cookie),
-    post: (path: string, body: object) => h.http.post(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-    put: (path: string, body: object) => h.http.put(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-    patch: (path: string, body: object) => h.http.patch(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-  });
+  const as = (s: StaffSession) => staffApi(h, s);
   const field = (res: { body: { error: { issues: { path: unknown[] }[] } } }) => res.body.error.issues[0]!.path;
 
   it('ships the demo catalog: four case types and eight services in English and Spanish', async () => {

@@ -11,6 +11,7 @@ import {
   type ClientSocket,
   type Harness,
   type StaffSession,
+  staffApi,
 } from '../support/harness.js';
 
 // What the agent console stands on: inbox views, search and counts, transfers, presence and the case panel.
@@ -36,13 +37,7 @@ describe.each(backends())('console API on %s', (backend) => {
   }, 60_000);
   afterAll(async () => h?.close());
 
-  const as = (s: StaffSession) => ({
-    get: (path: string) => h.http.get(path).set('Cookie', s.cookie),
-    post: (path: string, body: object = {}) => h.http.post(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-    delete: (path: string) => h.http.delete(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf),
-    patch: (path: string, body: object) => h.http.patch(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-    put: (path: string, body: object) => h.http.put(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-  });
+  const as = (s: StaffSession) => staffApi(h, s);
   const inbox = async (s: StaffSession, query: string) => {
     const res = await as(s).get(`/api/inbox?${query}`);
     expect(res.status).toBe(200);

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { CaseDetail, PortalAgency, PortalCase } from '@casebridge/shared';
-import { agencies, groups } from '../../server/src/db/schema.js';
-import { backends, eventually, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+import { backends, eventually, startTestServer, uuid, type Harness, type StaffSession, addOtherAgency } from '../support/harness.js';
 import { startSmtp } from '../support/smtp.js';
 
 jest.setTimeout(30_000);
@@ -20,12 +19,7 @@ describe.each(backends())('the constituent portal on %s', (backend) => {
       now: () => now,
       limits: { portalCodesPerIp: { points: 100, duration: 60 }, portalSignInsPerIp: { points: 100, duration: 60 } },
     });
-    const db = h.server.database.db;
-    const [other] = await db
-      .insert(agencies)
-      .values({ slug: 'shelbyville', name: 'Shelbyville', widgetKey: 'shelbyville-key', casePrefix: 'SHB' })
-      .returning();
-    await db.insert(groups).values({ agencyId: other!.id, name: 'General', isDefault: true });
+    await addOtherAgency(h);
     agent = await h.login('agent@demo.gov');
   }, 60_000);
   afterAll(async () => {

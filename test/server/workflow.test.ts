@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CaseDetail, CaseTask, CaseType, PublicService, SlaAlert } from '@casebridge/shared';
-import { backends, collect, eventually, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+import { backends, collect, eventually, startTestServer, uuid, type Harness, type StaffSession, staffApi } from '../support/harness.js';
 
 // Playbooks gate the workflow; SLA clocks run on business time, pause while waiting, and alert once.
 describe.each(backends())('playbooks, stages and SLAs on %s', (backend) => {
@@ -17,12 +17,7 @@ describe.each(backends())('playbooks, stages and SLAs on %s', (backend) => {
   }, 60_000);
   afterAll(async () => h?.close());
 
-  const as = (s: StaffSession) => ({
-    get: (path: string) => h.http.get(path).set('Cookie', s.cookie),
-    post: (path: string, body: object) => h.http.post(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-    put: (path: string, body: object) => h.http.put(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-    patch: (path: string, body: object) => h.http.patch(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
-  });
+  const as = (s: StaffSession) => staffApi(h, s);
   const paths = (res: { body: { error: { issues: { path: unknown[] }[] } } }) => res.body.error.issues.map((i) => i.path);
   const task = (d: CaseDetail, key: string) => d.tasks.find((t) => t.key === key)!;
   const tick = () => (h.server.app.services.timers as { tick(): Promise<{ alerts: number; closed: number }> }).tick();

@@ -14,6 +14,7 @@ import { createLogger } from '../../server/src/lib/logger.js';
 import type { Limits } from '../../server/src/lib/rate-limit.js';
 import { startServer, type RunningServer } from '../../server/src/server.js';
 import { DEMO_AGENCY_KEY } from '../../server/src/db/seed-demo.js';
+import { agencies, groups } from '../../server/src/db/schema.js';
 import { freePort } from './process.js';
 
 export type Backend = 'pglite' | 'postgres';
@@ -243,3 +244,24 @@ export async function eventually<T>(fn: () => Promise<T> | T, expected: T, ms = 
   }
 }
 export const uuid = () => randomUUID();
+
+/** A staff member's HTTP calls: their session cookie on every request, and the CSRF token on every change. */
+export function staffApi(h: Harness, s: StaffSession) {
+  return {
+    get: (path: string) => h.http.get(path).set('Cookie', s.cookie),
+    post: (path: string, body: object = {}) => h.http.post(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
+    put: (path: string, body: object) => h.http.put(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
+    patch: (path: string, body: object) => h.http.patch(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf).send(body),
+    delete: (path: string) => h.http.delete(path).set('Cookie', s.cookie).set('x-csrf-token', s.csrf),
+  };
+}
+
+/** A second agency (Shelbyville, with a default group), to prove data never crosses agencies. */
+export async function addOtherAgency(h: Harness): Promise<void> {
+  const db = h.server.database.db;
+  const [other] = await db
+    .insert(agencies)
+    .values({ slug: 'shelbyville', name: 'Shelbyville', widgetKey: 'shelbyville-key', casePrefix: 'SHB' })
+    .returning();
+  await db.insert(groups).values({ agencyId: other!.id, name: 'General', isDefault: true });
+}
