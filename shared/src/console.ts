@@ -168,6 +168,16 @@ export const CaseDetail = z.object({
       language: z.string(),
       /** Their other cases with this agency, newest first. */
       otherCases: z.array(z.object({ id: Id, reference: z.string(), title: z.string(), status: CaseStatus })),
+      /** Their conversations with this agency on every channel, newest first. */
+      conversations: z.array(
+        z.object({
+          id: Id,
+          channel: Channel,
+          status: z.enum(['queued', 'active', 'ended']),
+          caseReference: z.string(),
+          createdAt: z.iso.datetime({ offset: true }),
+        }),
+      ),
     })
     .nullable(),
   events: z.array(CaseEvent),

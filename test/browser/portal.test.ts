@@ -91,10 +91,13 @@ describe('the constituent portal, in Chromium', () => {
     expect(await page.getByText('We need something from you').count()).toBe(0);
     await page.screenshot({ path: join(shots, 'portal-case-answered.png'), fullPage: true });
 
-    // The agency sees the answer: the case is open again and the reply is on a portal conversation.
+    // The agency sees the answer: the case is open again and the reply is on a portal conversation, Avery's.
     await eventually(async () => (await staff('get', `/api/cases/${caseId}`)).body.status, 'open');
-    const after = (await staff('get', `/api/cases/${caseId}`)).body as CaseDetail;
-    expect(after.events.map((e) => e.kind)).toContain('conversation.started');
+    const mine = (await staff('get', `/api/inbox?view=mine&q=${conv.caseReference}`)).body.conversations as { id: string; channel: string }[];
+    const portalConv = mine.find((c) => c.channel === 'portal')!;
+    // Avery answers there; the open portal page shows it at once (well before its 15-second refresh).
+    await sock.emitWithAck('message:send', { conversationId: portalConv.id, clientMessageId: uuid(), body: 'Got the photo, thank you.' });
+    await page.getByText('Got the photo, thank you.').waitFor({ timeout: 5000 });
   });
 
   it('starts a request from the catalog in Spanish, on a phone-sized screen, and gives the reference', async () => {

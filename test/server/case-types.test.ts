@@ -211,6 +211,10 @@ describe.each(backends())('case types and the service catalog on %s', (backend) 
       fields: { plate: 'WALK 1', zone: 'C' },
     });
     expect(res.body.constituent.otherCases.map((c: { reference: string }) => c.reference)).toEqual([chat.caseReference]);
+    // Their profile lists every conversation they had with the agency, on any case.
+    expect(res.body.constituent.conversations.map((c: { caseReference: string; channel: string }) => [c.caseReference, c.channel])).toEqual([
+      [chat.caseReference, 'web'],
+    ]);
     expect(res.body.events.map((e: { kind: string }) => e.kind)).toEqual(['case.created']);
   });
 

@@ -12,3 +12,13 @@ export function connectConsole(): ConsoleSocket {
     auth: { protocolVersion: PROTOCOL_VERSION },
   });
 }
+
+/** A constituent's socket (the portal): the same token the widget holds; public messages of their own cases. */
+export function connectConstituent(token: string): ConsoleSocket {
+  return io({
+    path: '/socket.io',
+    transports: ['websocket'],
+    withCredentials: false,
+    auth: { protocolVersion: PROTOCOL_VERSION, token },
+  });
+}

@@ -117,7 +117,20 @@ export class CaseRepository {
       .where(and(eq(cases.constituentId, person.id), eq(cases.agencyId, c.agencyId), ne(cases.id, c.id)))
       .orderBy(desc(cases.createdAt))
       .limit(20);
-    return { person, otherCases };
+    const contacts = await this.db
+      .select({
+        id: conversations.id,
+        channel: conversations.channel,
+        status: conversations.status,
+        caseReference: cases.reference,
+        createdAt: conversations.createdAt,
+      })
+      .from(conversations)
+      .innerJoin(cases, eq(cases.id, conversations.caseId))
+      .where(and(eq(conversations.constituentId, person.id), eq(conversations.agencyId, c.agencyId)))
+      .orderBy(desc(conversations.createdAt))
+      .limit(20);
+    return { person, otherCases, conversations: contacts };
   }
 
   /** The case's timeline events, oldest first, with the acting staff member's name. */

@@ -119,6 +119,7 @@ export class CaseService {
             phone: who.person.phone,
             language: who.person.language,
             otherCases: who.otherCases,
+            conversations: who.conversations.map((v) => ({ ...v, createdAt: toIso(v.createdAt) })),
           }
         : null,
       events: events.map(({ event: e, actorName }) => ({

@@ -11,7 +11,7 @@ export type CaseChange = {
   stage?: CaseDetail['stage'];
 };
 
-export type NewTask = { title: string; assigneeId: string | null; dueAt: string | null };
+export type NewTask = { title: string; assigneeId: string | null; groupId: string | null; dueAt: string | null };
 
 /**
  * A case open in the console, whether reached through a conversation or on its own page: what the case panel
