@@ -36,6 +36,8 @@ import { PortalCodeRepository } from './modules/portal/portal-code.repository.js
 import { portalRoutes } from './modules/portal/portal.routes.js';
 import { PortalService } from './modules/portal/portal.service.js';
 import { agencyRoutes } from './modules/agencies/agency.routes.js';
+import { Router } from './modules/routing/router.js';
+import { RoutingRepository } from './modules/routing/routing.repository.js';
 import { CaseTimers } from './modules/cases/case-timers.js';
 import { SlaRepository } from './modules/sla/sla.repository.js';
 import { SlaService } from './modules/sla/sla.service.js';
@@ -95,6 +97,7 @@ export interface App {
     sla: SlaService;
     timers: CaseTimers;
     presence: PresenceService;
+    router: Router;
   };
 }
 
@@ -180,7 +183,17 @@ export function createApp(o: AppOptions): App {
     addEvent: (caseId, kind, data) => repos.cases.addEvent(db, { caseId, kind, actorKind: 'system', data }),
     now: clock,
   });
+  const queue = new QueueService({ conversations: repos.conversations, notifier: lateNotifier });
+  // Bound once the router exists (it needs the conversation service's repositories and the notifier).
+  let router: Router | undefined;
+  const routeSoon = (fn: (r: Router) => Promise<unknown>) => {
+    if (router) void fn(router).catch((err: unknown) => o.logger.warn({ err }, 'routing failed; the timers retry'));
+  };
   const conversations = new ConversationService({
+    routing: {
+      queueChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)),
+      agentFreed: (userId) => routeSoon((r) => r.agentFreed(userId)),
+    },
     db,
     caseStarted: (tx, kase): Promise<void> => cases.started(tx, kase),
     conversations: repos.conversations,
@@ -192,7 +205,7 @@ export function createApp(o: AppOptions): App {
     caseTypes,
     audit: repos.audit,
     notifier: lateNotifier,
-    queue: new QueueService({ conversations: repos.conversations, notifier: lateNotifier }),
+    queue,
     conversationsPerSession: limits.conversationsPerSession,
     mailer,
     transcriptEmails: new Limiter('transcript-email', limits.transcriptEmailsPerConversation),
@@ -255,7 +268,13 @@ export function createApp(o: AppOptions): App {
     now: clock,
   });
   // SLA alerts and the closing of resolved cases run on a timer on every node; each is claimed once.
-  const timers = new CaseTimers({ sla, cases, logger: o.logger, intervalMs: o.caseTimerMs ?? 15_000 });
+  const timers = new CaseTimers({
+    sla,
+    cases,
+    sweepQueues: () => router?.sweep() ?? Promise.resolve(0),
+    logger: o.logger,
+    intervalMs: o.caseTimerMs ?? 15_000,
+  });
   // Filled in once Socket.IO exists: whether a user has a socket on any node.
   let userConnected: (userId: string) => Promise<boolean> = async () => false;
   const presence = new PresenceService({
@@ -264,6 +283,16 @@ export function createApp(o: AppOptions): App {
     notifier: lateNotifier,
     isConnected: (id) => userConnected(id),
     offlineGraceMs: o.presenceGraceMs ?? 5_000,
+    becameAvailable: (userId) => routeSoon((r) => r.agentFreed(userId)),
+  });
+  router = new Router({
+    db,
+    routing: new RoutingRepository(db),
+    conversations: repos.conversations,
+    cases: repos.cases,
+    notifier: lateNotifier,
+    announceQueue: (groupId) => queue.announce(groupId),
+    logger: o.logger,
   });
 
   app.use(requestLog(o.logger));
@@ -313,7 +342,13 @@ export function createApp(o: AppOptions): App {
   api.use(caseTypeRoutes({ caseTypes }));
   api.use(staffRoutes({ presence, agencies: repos.agencies }));
   api.use(portalRoutes({ portal }));
-  api.use(agencyRoutes({ agencies: repos.agencies, audit: repos.audit }));
+  api.use(
+    agencyRoutes({
+      agencies: repos.agencies,
+      audit: repos.audit,
+      routingChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)),
+    }),
+  );
   api.use(notFoundApi);
   app.use('/api', api);
   app.use(placeholderRoutes());
@@ -351,5 +386,5 @@ export function createApp(o: AppOptions): App {
   };
   userConnected = async (userId) => (await io.in(rooms.user(userId)).fetchSockets()).length > 0;
 
-  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence } };
+  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence, router: router! } };
 }

@@ -252,6 +252,17 @@ export const MyWork = z.object({
 });
 export type MyWork = z.infer<typeof MyWork>;
 
+/** How a group's queue reaches its agents. */
+export const RoutingMode = z.enum(['manual', 'least_busy', 'round_robin']);
+export type RoutingMode = z.infer<typeof RoutingMode>;
+
+export const GroupSettings = z.strictObject({ routing: RoutingMode });
+export type GroupSettings = z.infer<typeof GroupSettings>;
+
+/** A group as admins configure it. */
+export const GroupDetail = z.object({ id: Id, name: z.string(), routing: RoutingMode, isDefault: z.boolean() });
+export type GroupDetail = z.infer<typeof GroupDetail>;
+
 /** Pushed to a case's assignee and the supervisors when an SLA is near or past its target. */
 export const SlaAlert = z.object({
   caseId: Id,

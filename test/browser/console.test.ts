@@ -186,6 +186,22 @@ describe('console and portal in Chromium', () => {
       'hazard',
     ]);
     await page.screenshot({ path: join(shots, 'console-admin-services.png'), fullPage: true });
+
+    // Routing per group: the choice saves at once and says so.
+    await page.getByRole('link', { name: 'Groups' }).click();
+    await page.getByRole('heading', { name: 'Groups and routing' }).waitFor();
+    await page.getByRole('group', { name: 'Permits' }).getByLabel(/Least busy/).check();
+    await page.getByText('Permits now routes: Least busy.').waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    const admin = await h.login('admin@demo.gov');
+    const groups = (await h.http.get('/api/admin/groups').set('Cookie', admin.cookie)).body.groups;
+    expect(groups.find((g: { name: string }) => g.name === 'Permits').routing).toBe('least_busy');
+    await h.http
+      .put(`/api/admin/groups/${groups.find((g: { name: string }) => g.name === 'Permits').id}`)
+      .set('Cookie', admin.cookie)
+      .set('x-csrf-token', admin.csrf)
+      .send({ routing: 'manual' })
+      .expect(200);
   });
 
   it('console pages cannot be framed and carry a content security policy', async () => {

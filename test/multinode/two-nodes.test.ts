@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import request from 'supertest';
+import { sql } from 'drizzle-orm';
 import type { SendMessageResult } from '@casebridge/shared';
 import {
   collect,
@@ -159,5 +160,60 @@ describe('SLA timers on several nodes', () => {
     await eventually(() => alerts.filter((x) => x.caseId === caseId).map((x) => x.level), ['warning', 'breach'], 5000);
     await sleep(300);
     expect(alerts.filter((x) => x.caseId === caseId)).toHaveLength(2);
+  });
+});
+
+// Automatic assignment on two nodes at once against one PostgreSQL: never two owners, never past capacity.
+describe('routing on several nodes', () => {
+  let a: Harness;
+  let b: Harness;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    drop = db.drop;
+    a = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
+    b = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
+  }, 60_000);
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await drop?.();
+  });
+
+  it('racing arrivals and dispatches on both nodes give each agent exactly their capacity', async () => {
+    const db = a.server.database.db;
+    // Avery and Jordan take one chat each; Sam none.
+    await db.execute(sql`update users set capacity = case email when 'supervisor@demo.gov' then 0 else 1 end`);
+    const avery = await a.login('agent@demo.gov');
+    const jordan = await b.login('agent2@demo.gov');
+    await a.staffSocket(avery);
+    await b.staffSocket(jordan);
+    const admin = await a.login('admin@demo.gov');
+    const groups = (await a.http.get('/api/admin/groups').set('Cookie', admin.cookie)).body.groups as { id: string; name: string }[];
+    const general = groups.find((g) => g.name === 'General')!;
+    await a.http.put(`/api/admin/groups/${general.id}`).set('Cookie', admin.cookie).set('x-csrf-token', admin.csrf).send({ routing: 'least_busy' }).expect(200);
+
+    // Six constituents arrive at once, half on each node; then both nodes dispatch again, several times over.
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const node = i % 2 ? b : a;
+        const { token } = await node.widgetSession();
+        await node.startConversation(token, { name: `Racer ${i}` });
+      }),
+    );
+    const router = (h: Harness) => h.server.app.services.router as { dispatch(groupId: string): Promise<number> };
+    await Promise.all([router(a).dispatch(general.id), router(b).dispatch(general.id), router(a).dispatch(general.id), router(b).dispatch(general.id)]);
+    await sleep(300);
+
+    const rows = (await db.execute(sql`select assignee_id, status from conversations`)) as unknown as { rows: { assignee_id: string | null; status: string }[] };
+    const active = rows.rows.filter((r) => r.status === 'active');
+    expect(active).toHaveLength(2);
+    expect(new Set(active.map((r) => r.assignee_id)).size).toBe(2);
+    expect(rows.rows.filter((r) => r.status === 'queued')).toHaveLength(4);
+    const routed = (await db.execute(
+      sql`select count(*)::int as n from case_events where kind = 'conversation.assigned' and data->>'reason' = 'routed'`,
+    )) as unknown as { rows: { n: number }[] };
+    expect(routed.rows[0]!.n).toBe(2);
   });
 });

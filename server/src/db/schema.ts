@@ -70,9 +70,15 @@ export const groups = pgTable(
     name: text('name').notNull(),
     /** The group new web conversations go to until routing rules exist. */
     isDefault: boolean('is_default').notNull().default(false),
+    /**
+     * How queued work reaches agents: they take it themselves (manual), or it is assigned to the available
+     * agent with the fewest conversations (least_busy) or in turn (round_robin), never past their capacity.
+     */
+    routing: text('routing', { enum: ['manual', 'least_busy', 'round_robin'] }).notNull().default('manual'),
     createdAt: createdAt(),
   },
   (t) => [
+    check('groups_routing_ck', sql`${t.routing} in ('manual','least_busy','round_robin')`),
     uniqueIndex('groups_agency_name_uq').on(t.agencyId, t.name),
     uniqueIndex('groups_one_default_uq').on(t.agencyId).where(sql`${t.isDefault}`),
   ],

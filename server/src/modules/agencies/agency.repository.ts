@@ -55,6 +55,23 @@ export class AgencyRepository {
     await this.db.update(agencies).set({ businessHours, holidays }).where(eq(agencies.id, agencyId));
   }
 
+  async groupDetails(agencyId: string) {
+    return this.db
+      .select({ id: groups.id, name: groups.name, routing: groups.routing, isDefault: groups.isDefault })
+      .from(groups)
+      .where(eq(groups.agencyId, agencyId))
+      .orderBy(groups.name);
+  }
+
+  async setGroupRouting(agencyId: string, groupId: string, routing: (typeof groups.$inferSelect)['routing']): Promise<boolean> {
+    const rows = await this.db
+      .update(groups)
+      .set({ routing })
+      .where(and(eq(groups.agencyId, agencyId), eq(groups.id, groupId)))
+      .returning({ id: groups.id });
+    return rows.length > 0;
+  }
+
   async cannedResponses(agencyId: string): Promise<{ id: string; title: string; body: string }[]> {
     return this.db
       .select({ id: cannedResponses.id, title: cannedResponses.title, body: cannedResponses.body })

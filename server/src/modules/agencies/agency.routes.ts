@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import { AgencyCalendar } from '@casebridge/shared';
+import { z } from 'zod';
+import { AgencyCalendar, GroupSettings } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
 import { AppError } from '../../errors.js';
@@ -7,8 +8,42 @@ import type { AuditRepository } from '../audit/audit.repository.js';
 import type { AgencyRepository } from './agency.repository.js';
 
 /** The agency's calendar (hours and holidays): every staff member reads it, admins change it. */
-export function agencyRoutes(deps: { agencies: AgencyRepository; audit: AuditRepository }): Router {
+export function agencyRoutes(deps: {
+  agencies: AgencyRepository;
+  audit: AuditRepository;
+  /** A group now routes automatically: its waiting work may go out at once. */
+  routingChanged: (groupId: string) => void;
+}): Router {
   const router = Router();
+  const admin = (res: Parameters<typeof requireStaff>[0]) => {
+    const p = requireStaff(res);
+    if (p.role !== 'admin') throw new AppError('FORBIDDEN', 'Only admins change agency settings');
+    return p;
+  };
+
+  router.get('/admin/groups', async (_req, res) => {
+    const p = admin(res);
+    res.json({ groups: await deps.agencies.groupDetails(p.agencyId) });
+  });
+
+  router.put('/admin/groups/:id', async (req, res) => {
+    const p = admin(res);
+    const { id } = parse(z.object({ id: z.uuid() }), req.params);
+    const { routing } = parse(GroupSettings, req.body);
+    if (!(await deps.agencies.setGroupRouting(p.agencyId, id, routing))) throw new AppError('NOT_FOUND', 'Group not found');
+    await deps.audit.record({
+      agencyId: p.agencyId,
+      actorKind: 'staff',
+      actorId: p.userId,
+      action: 'group.routing_update',
+      objectType: 'group',
+      objectId: id,
+      outcome: 'success',
+      detail: { routing },
+    });
+    deps.routingChanged(id);
+    res.json({ groups: await deps.agencies.groupDetails(p.agencyId) });
+  });
 
   router.get('/calendar', async (_req, res) => {
     const p = requireStaff(res);

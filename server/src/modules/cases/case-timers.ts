@@ -3,7 +3,8 @@ import type { SlaService } from '../sla/sla.service.js';
 import type { CaseService } from './case.service.js';
 
 /**
- * The periodic work on cases: SLA warnings and breaches, and closing resolved cases whose reopen window passed.
+ * The periodic work on cases: SLA warnings and breaches, closing resolved cases whose reopen window passed, and
+ * routing any queue a missed trigger left waiting.
  * Every node runs it; the database claims each alert and each close once, and nothing lives only in memory, so
  * a restart loses nothing.
  */
@@ -12,7 +13,14 @@ export class CaseTimers {
   private running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly d: { sla: SlaService; cases: CaseService; logger: Logger; intervalMs: number },
+    private readonly d: {
+      sla: SlaService;
+      cases: CaseService;
+      /** Routes queues that a missed trigger left waiting (a node restarted, an agent came back). */
+      sweepQueues: () => Promise<number>;
+      logger: Logger;
+      intervalMs: number;
+    },
   ) {}
 
   start(): void {
@@ -28,14 +36,14 @@ export class CaseTimers {
   }
 
   /** One pass; a pass still running is not overlapped. */
-  async tick(): Promise<{ alerts: number; closed: number }> {
+  async tick(): Promise<{ alerts: number; closed: number; routed: number }> {
     if (this.running) await this.running;
     const pass = (async () => {
       try {
-        return { alerts: await this.d.sla.tick(), closed: await this.d.cases.closeExpired() };
+        return { alerts: await this.d.sla.tick(), closed: await this.d.cases.closeExpired(), routed: await this.d.sweepQueues() };
       } catch (err) {
         this.d.logger.error({ err }, 'case timers failed; retrying next tick');
-        return { alerts: 0, closed: 0 };
+        return { alerts: 0, closed: 0, routed: 0 };
       }
     })();
     this.running = pass;

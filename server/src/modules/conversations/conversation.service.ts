@@ -29,7 +29,16 @@ import type { Mailer } from '../../lib/mailer.js';
 import type { Limiter } from '../../lib/rate-limit.js';
 import type { QueueService } from '../queue/queue.service.js';
 
+/** What automatic routing hears about (bound late: the router is built after this service). */
+export interface RoutingSignals {
+  /** A group's queue got a new arrival. */
+  queueChanged(groupId: string): void;
+  /** An agent has room for more work. */
+  agentFreed(userId: string): void;
+}
+
 export interface ConversationDeps {
+  routing?: RoutingSignals;
   /** Starts a new case's playbook and SLA clocks (bound late: the case service is built after this one). */
   caseStarted: (tx: Tx, kase: CaseRow) => Promise<void>;
   db: Db;
@@ -172,6 +181,8 @@ export class ConversationService {
     this.d.notifier.conversationUpdated(summary, conv);
     void this.announceQueue(target.groupId);
     if (conv.status === 'queued' && conv.groupId !== target.groupId) void this.announceQueue(conv.groupId);
+    if (!target.assigneeId) this.d.routing?.queueChanged(target.groupId);
+    if (conv.assigneeId && conv.assigneeId !== target.assigneeId) this.d.routing?.agentFreed(conv.assigneeId);
     return summary;
   }
 
@@ -315,6 +326,7 @@ export class ConversationService {
         }
       }
       void this.announceQueue(view.groupId);
+      this.d.routing?.queueChanged(view.groupId);
     }
     return { conversation: toConstituentView(view), message, created: outcome.created };
   }
@@ -414,7 +426,10 @@ export class ConversationService {
       return { id: conv.id, created: true };
     });
     const view = (await this.d.conversations.findView(made.id))!;
-    if (made.created) this.d.notifier.conversationCreated(toSummary(view));
+    if (made.created) {
+      this.d.notifier.conversationCreated(toSummary(view));
+      if (view.status === 'queued') this.d.routing?.queueChanged(view.groupId);
+    }
     return view;
   }
 
@@ -572,6 +587,7 @@ export class ConversationService {
     if (ended) {
       this.d.notifier.conversationUpdated(toSummary((await this.d.conversations.findView(id))!));
       if (conv.status === 'queued') void this.announceQueue(conv.groupId);
+      if (conv.assigneeId) this.d.routing?.agentFreed(conv.assigneeId);
     }
     return { conversationId: id, status: 'ended' };
   }

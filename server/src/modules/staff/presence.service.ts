@@ -12,6 +12,8 @@ export interface PresenceDeps {
   isConnected(userId: string): Promise<boolean>;
   /** A reload drops the socket for a moment; wait this long before calling someone offline. */
   offlineGraceMs: number;
+  /** Someone became available: routing may give them waiting work. */
+  becameAvailable?: (userId: string) => void;
 }
 
 /**
@@ -38,6 +40,7 @@ export class PresenceService {
     await this.d.users.setPresence(p.userId, presence);
     const change = { userId: p.userId, presence };
     this.d.notifier.presenceChanged(p.agencyId, change);
+    if (presence === 'available') this.d.becameAvailable?.(p.userId);
     return change;
   }
 
@@ -45,6 +48,7 @@ export class PresenceService {
   async connected(p: StaffPrincipal): Promise<void> {
     const now = await this.d.users.setPresence(p.userId, 'available', ['offline']);
     if (now) this.d.notifier.presenceChanged(p.agencyId, { userId: p.userId, presence: now });
+    if (now === 'available') this.d.becameAvailable?.(p.userId);
   }
 
   disconnected(p: StaffPrincipal): void {

@@ -15,8 +15,15 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       return d.offline
         ? `Message left on ${channelLabel.web.toLowerCase()} while chat was closed`
         : `Conversation started on ${channelLabel.web.toLowerCase()}${d.service ? ` about “${String(d.service)}”` : ''}`;
-    case 'conversation.assigned':
-      return `${who} took the conversation`;
+    case 'conversation.assigned': {
+      if (d.reason !== 'routed') return `${who} took the conversation`;
+      // Routing explains itself: the rule, who was eligible with their load, who got it.
+      const chosen = d.chosen as { name: string; load: number; capacity: number } | undefined;
+      const eligible = (d.eligible as { name: string; load: number; capacity: number }[] | undefined) ?? [];
+      const mode = d.mode === 'round_robin' ? 'next in turn' : 'least busy';
+      const loads = eligible.map((e) => `${e.name} ${e.load}/${e.capacity}`).join(', ');
+      return `Routed to ${chosen?.name ?? 'an agent'} in ${String(d.group)} (${mode}; available then: ${loads || 'none'})`;
+    }
     case 'conversation.ended':
       return `${who} ended the conversation`;
     case 'conversation.rated':

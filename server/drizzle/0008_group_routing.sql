@@ -1,0 +1,2 @@
+ALTER TABLE "groups" ADD COLUMN "routing" text DEFAULT 'manual' NOT NULL;--> statement-breakpoint
+ALTER TABLE "groups" ADD CONSTRAINT "groups_routing_ck" CHECK ("groups"."routing" in ('manual','least_busy','round_robin'));

@@ -1,0 +1,115 @@
+import type { Db } from '../../db/client.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Notifier } from '../../realtime/notifier.js';
+import type { CaseRepository } from '../cases/case.repository.js';
+import { toSummary } from '../conversations/conversation.mapper.js';
+import type { ConversationRepository } from '../conversations/conversation.repository.js';
+import type { Candidate, RoutingMode, RoutingRepository } from './routing.repository.js';
+
+export interface RouterDeps {
+  db: Db;
+  routing: RoutingRepository;
+  conversations: ConversationRepository;
+  cases: Pick<CaseRepository, 'assign' | 'addEvent'>;
+  notifier: Notifier;
+  /** Tells the constituents still waiting their new place in line. */
+  announceQueue: (groupId: string) => Promise<void>;
+  logger: Logger;
+}
+
+/** Who gets the next conversation: the least loaded (then longest without new work), or simply the next in turn. */
+export function rank(mode: RoutingMode, candidates: Candidate[]): Candidate[] {
+  const idle = (c: Candidate) => (c.lastAssignedAt ? new Date(c.lastAssignedAt).getTime() : 0);
+  return candidates
+    .filter((c) => c.load < c.capacity)
+    .sort((a, b) => (mode === 'least_busy' ? a.load - b.load : 0) || idle(a) - idle(b) || a.id.localeCompare(b.id));
+}
+
+type Step = { kind: 'assigned'; conversationId: string } | { kind: 'empty' } | { kind: 'full' } | { kind: 'retry' };
+
+/**
+ * Automatic assignment within a group. Each assignment is one transaction holding the conversation (skipped by
+ * other nodes while held) and the chosen agent's row (so their load is counted under a lock): a conversation
+ * never gets two owners and no agent goes past their capacity, however many nodes route at once. Each
+ * assignment records why: the mode, who was eligible with their load, and who was chosen.
+ */
+export class Router {
+  private readonly running = new Map<string, Promise<number>>();
+
+  constructor(private readonly d: RouterDeps) {}
+
+  /** Routes a group's queue until it is empty or nobody has room; one pass per group at a time on this node. */
+  dispatch(groupId: string): Promise<number> {
+    const current = this.running.get(groupId);
+    if (current) return current.then(() => this.dispatch(groupId));
+    const pass = this.pass(groupId).finally(() => this.running.delete(groupId));
+    this.running.set(groupId, pass);
+    return pass;
+  }
+
+  /** An agent has room again (came back, finished a conversation): try every group they work. */
+  async agentFreed(userId: string): Promise<void> {
+    for (const g of await this.d.routing.groupsOf(userId)) await this.dispatch(g);
+  }
+
+  /** The safety net the timers run: every routed group with someone waiting. */
+  async sweep(): Promise<number> {
+    let n = 0;
+    for (const g of await this.d.routing.routedGroupsWithQueue()) n += await this.dispatch(g);
+    return n;
+  }
+
+  private async pass(groupId: string): Promise<number> {
+    const group = await this.d.routing.group(groupId);
+    if (!group || group.routing === 'manual') return 0;
+    let assigned = 0;
+    let retries = 0;
+    while (assigned < 500) {
+      const step = await this.step(groupId, group.name, group.routing).catch((err: unknown) => {
+        this.d.logger.warn({ err, groupId }, 'routing step failed; the next trigger retries');
+        return { kind: 'full' } as Step;
+      });
+      if (step.kind === 'empty' || step.kind === 'full') break;
+      if (step.kind === 'retry') {
+        if (++retries > 10) break;
+        continue;
+      }
+      assigned++;
+      const view = await this.d.conversations.findView(step.conversationId);
+      if (view) this.d.notifier.conversationUpdated(toSummary(view));
+    }
+    if (assigned) await this.d.announceQueue(groupId).catch(() => undefined);
+    return assigned;
+  }
+
+  private step(groupId: string, groupName: string, mode: RoutingMode): Promise<Step> {
+    return this.d.db.transaction(async (tx): Promise<Step> => {
+      const conv = await this.d.routing.lockNextQueued(tx, groupId);
+      if (!conv) return { kind: 'empty' };
+      const candidates = await this.d.routing.candidates(tx, groupId);
+      const chosen = rank(mode, candidates)[0];
+      if (!chosen) return { kind: 'full' };
+      // The load read above may be stale by now: count again under the agent's lock.
+      const locked = await this.d.routing.lockAgentLoad(tx, chosen.id);
+      if (!locked || !locked.available || locked.load >= locked.capacity) return { kind: 'retry' };
+      const row = await this.d.conversations.claim(conv.id, chosen.id, tx);
+      if (!row) return { kind: 'retry' };
+      await this.d.cases.assign(tx, row.caseId, chosen.id);
+      await this.d.cases.addEvent(tx, {
+        caseId: row.caseId,
+        kind: 'conversation.assigned',
+        actorKind: 'system',
+        conversationId: row.id,
+        data: {
+          assigneeId: chosen.id,
+          reason: 'routed',
+          mode,
+          group: groupName,
+          chosen: { name: chosen.name, load: locked.load, capacity: locked.capacity },
+          eligible: candidates.map((c) => ({ name: c.name, load: c.load, capacity: c.capacity })),
+        },
+      });
+      return { kind: 'assigned', conversationId: row.id };
+    });
+  }
+}

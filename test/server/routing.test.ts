@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { sql } from 'drizzle-orm';
+import type { CaseDetail, ConversationSummary, GroupDetail } from '@casebridge/shared';
+import { backends, eventually, staffApi, startTestServer, type Harness, type StaffSession } from '../support/harness.js';
+
+jest.setTimeout(30_000);
+
+// Automatic routing: work goes to the least busy available agent of the group, never past anyone's capacity.
+describe.each(backends())('routing within a group on %s', (backend) => {
+  let h: Harness;
+  let admin: StaffSession;
+  let avery: StaffSession;
+  let jordan: StaffSession;
+  let sam: StaffSession;
+
+  beforeAll(async () => {
+    h = await startTestServer(backend);
+    [admin, avery, jordan, sam] = await Promise.all([
+      h.login('admin@demo.gov'),
+      h.login('agent@demo.gov'),
+      h.login('agent2@demo.gov'),
+      h.login('supervisor@demo.gov'),
+    ]);
+    // General is worked by all three: Avery and Jordan take 2 chats at once, Sam 1.
+    await h.server.database.db.execute(
+      sql`update users set capacity = case email when 'supervisor@demo.gov' then 1 else 2 end where email in ('agent@demo.gov','agent2@demo.gov','supervisor@demo.gov')`,
+    );
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  const as = (s: StaffSession) => staffApi(h, s);
+  const loads = async () => {
+    const all = (await as(sam).get('/api/inbox?view=open&limit=100').expect(200)).body.conversations as ConversationSummary[];
+    const active = all.filter((c) => c.status === 'active');
+    const by = (name: string) => active.filter((c) => c.assigneeName === name).length;
+    return { avery: by('Avery Agent'), jordan: by('Jordan Agent'), sam: by('Sam Supervisor'), queued: all.filter((c) => c.status === 'queued').length };
+  };
+  const arrive = async (name: string) => {
+    const { token } = await h.widgetSession();
+    return h.startConversation(token, { name });
+  };
+
+  it('only admins choose how a group routes; bad values name the field', async () => {
+    const groups = (await as(admin).get('/api/admin/groups')).body.groups as GroupDetail[];
+    const general = groups.find((g) => g.name === 'General')!;
+    expect(general.routing).toBe('manual');
+    expect((await as(avery).put(`/api/admin/groups/${general.id}`, { routing: 'least_busy' })).status).toBe(403);
+    const bad = await as(admin).put(`/api/admin/groups/${general.id}`, { routing: 'fastest' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.issues[0].path).toEqual(['routing']);
+    expect((await as(admin).put('/api/admin/groups/00000000-0000-4000-8000-000000000000', { routing: 'least_busy' })).status).toBe(404);
+  });
+
+  it('assigns each arrival to the least busy available agent, stays within capacity, and says why', async () => {
+    // Everyone signs in (available); then General starts routing.
+    await Promise.all([h.staffSocket(avery), h.staffSocket(jordan), h.staffSocket(sam)]);
+    const general = ((await as(admin).get('/api/admin/groups')).body.groups as GroupDetail[]).find((g) => g.name === 'General')!;
+    await as(admin).put(`/api/admin/groups/${general.id}`, { routing: 'least_busy' }).expect(200);
+
+    // One by one: nobody gets a second chat while someone has none.
+    for (let i = 1; i <= 3; i++) {
+      await arrive(`Caller ${i}`);
+      await eventually(async () => (await loads()).queued, 0);
+    }
+    expect(await loads()).toEqual({ avery: 1, jordan: 1, sam: 1, queued: 0 });
+
+    // Four more: Sam is full at 1, Avery and Jordan fill to 2; the rest wait in line.
+    for (let i = 4; i <= 7; i++) await arrive(`Caller ${i}`);
+    await eventually(loads, { avery: 2, jordan: 2, sam: 1, queued: 2 });
+
+    // Why: the assignment on the timeline names the rule, who was eligible with their load, and who got it.
+    const first = ((await as(sam).get('/api/inbox?view=open&q=Caller 1')).body.conversations as ConversationSummary[])[0]!;
+    const detail = (await as(sam).get(`/api/cases/${first.caseId}`)).body as CaseDetail;
+    const why = detail.events.find((e) => e.kind === 'conversation.assigned')!;
+    expect(why).toMatchObject({ actorKind: 'system', data: { reason: 'routed', mode: 'least_busy', group: 'General' } });
+    expect((why.data.eligible as { name: string }[]).map((e) => e.name).sort()).toEqual(['Avery Agent', 'Jordan Agent', 'Sam Supervisor']);
+  });
+
+  it('gives waiting work to whoever has room again, oldest first, and nothing to someone away', async () => {
+    const waiting = ((await as(sam).get('/api/inbox?view=queue')).body.conversations as ConversationSummary[]).map((c) => c.id);
+    expect(waiting).toHaveLength(2);
+    // Avery steps away, then finishes a chat: the oldest waiting one does not go to her.
+    await as(avery).put('/api/me/presence', { presence: 'away' }).expect(200);
+    const averys = ((await as(avery).get('/api/inbox?view=mine')).body.conversations as ConversationSummary[])[0]!;
+    await as(avery).post(`/api/conversations/${averys.id}/end`).expect(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await loads()).toEqual({ avery: 1, jordan: 2, sam: 1, queued: 2 });
+    // Jordan finishes one: he gets the first in line.
+    const jordans = ((await as(jordan).get('/api/inbox?view=mine')).body.conversations as ConversationSummary[])[0]!;
+    await as(jordan).post(`/api/conversations/${jordans.id}/end`).expect(200);
+    await eventually(async () => (await as(sam).get(`/api/conversations/${waiting[0]}`)).body.assigneeName, 'Jordan Agent');
+    // Avery comes back: the last one goes to her.
+    await as(avery).put('/api/me/presence', { presence: 'available' }).expect(200);
+    await eventually(async () => (await as(sam).get(`/api/conversations/${waiting[1]}`)).body.assigneeName, 'Avery Agent');
+    expect(await loads()).toEqual({ avery: 2, jordan: 2, sam: 1, queued: 0 });
+  });
+});
