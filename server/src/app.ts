@@ -271,7 +271,7 @@ export function createApp(o: AppOptions): App {
   const timers = new CaseTimers({
     sla,
     cases,
-    sweepQueues: () => router?.sweep() ?? Promise.resolve(0),
+    sweepQueues: async () => (router ? (await router.expireUnaccepted()) + (await router.sweep()) : 0),
     logger: o.logger,
     intervalMs: o.caseTimerMs ?? 15_000,
   });
@@ -284,6 +284,7 @@ export function createApp(o: AppOptions): App {
     isConnected: (id) => userConnected(id),
     offlineGraceMs: o.presenceGraceMs ?? 5_000,
     becameAvailable: (userId) => routeSoon((r) => r.agentFreed(userId)),
+    wentOffline: (userId) => routeSoon((r) => r.agentWentOffline(userId)),
   });
   router = new Router({
     db,
@@ -293,6 +294,9 @@ export function createApp(o: AppOptions): App {
     notifier: lateNotifier,
     announceQueue: (groupId) => queue.announce(groupId),
     logger: o.logger,
+    now: clock,
+    setAway: (userId) => presence.markAway(userId),
+    unassignCase: (tx, caseId, userId) => repos.cases.unassign(tx, caseId, userId),
   });
 
   app.use(requestLog(o.logger));

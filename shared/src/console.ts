@@ -256,11 +256,15 @@ export type MyWork = z.infer<typeof MyWork>;
 export const RoutingMode = z.enum(['manual', 'least_busy', 'round_robin']);
 export type RoutingMode = z.infer<typeof RoutingMode>;
 
-export const GroupSettings = z.strictObject({ routing: RoutingMode });
+export const GroupSettings = z.strictObject({
+  routing: RoutingMode,
+  /** Routed work nobody answers within this many seconds goes back to the queue. */
+  acceptSeconds: z.number().int().min(15, 'At least 15 seconds').max(3600, 'At most an hour').optional(),
+});
 export type GroupSettings = z.infer<typeof GroupSettings>;
 
 /** A group as admins configure it. */
-export const GroupDetail = z.object({ id: Id, name: z.string(), routing: RoutingMode, isDefault: z.boolean() });
+export const GroupDetail = z.object({ id: Id, name: z.string(), routing: RoutingMode, acceptSeconds: z.number().int(), isDefault: z.boolean() });
 export type GroupDetail = z.infer<typeof GroupDetail>;
 
 /** Pushed to a case's assignee and the supervisors when an SLA is near or past its target. */

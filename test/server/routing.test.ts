@@ -95,3 +95,71 @@ describe.each(backends())('routing within a group on %s', (backend) => {
     expect(await loads()).toEqual({ avery: 2, jordan: 2, sam: 1, queued: 0 });
   });
 });
+
+// Routed work must be answered: lapsed or orphaned work goes back to the queue with its place kept.
+describe.each(backends())('routed work nobody answers on %s', (backend) => {
+  let h: Harness;
+  let offset = 0;
+
+  beforeAll(async () => {
+    h = await startTestServer(backend, { now: () => new Date(Date.now() + offset) });
+    await h.server.database.db.execute(
+      sql`update users set capacity = case email when 'supervisor@demo.gov' then 0 else 1 end`,
+    );
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  it('goes back in line if not answered in time (the agent is set away), or if its agent goes offline', async () => {
+    const [admin, avery, jordan, sam] = await Promise.all([
+      h.login('admin@demo.gov'),
+      h.login('agent@demo.gov'),
+      h.login('agent2@demo.gov'),
+      h.login('supervisor@demo.gov'),
+    ]);
+    const as = (s: StaffSession) => staffApi(h, s);
+    const averySocket = await h.staffSocket(avery);
+    const jordanSocket = await h.staffSocket(jordan);
+    const general = ((await as(admin).get('/api/admin/groups')).body.groups as GroupDetail[]).find((g) => g.name === 'General')!;
+    const bad = await as(admin).put(`/api/admin/groups/${general.id}`, { routing: 'least_busy', acceptSeconds: 5 });
+    expect(bad.body.error.issues[0].path).toEqual(['acceptSeconds']);
+    await as(admin).put(`/api/admin/groups/${general.id}`, { routing: 'least_busy', acceptSeconds: 60 }).expect(200);
+    const tick = () => (h.server.app.services.timers as { tick(): Promise<unknown> }).tick();
+    const view = async (id: string) => (await as(sam).get(`/api/conversations/${id}`)).body as ConversationSummary;
+
+    const { token } = await h.widgetSession();
+    const x = await h.startConversation(token, { name: 'Unanswered' });
+    await eventually(async () => (await view(x.id)).status, 'active');
+    const first = (await view(x.id)).assigneeName!;
+    const [firstSession, otherName] = first === 'Avery Agent' ? [avery, 'Jordan Agent'] : [jordan, 'Avery Agent'];
+
+    // Not answered within a minute: back in line, to the other agent; the first is set away.
+    offset = 61_000;
+    await tick();
+    await eventually(async () => (await view(x.id)).assigneeName, otherName);
+    const staff = (await as(sam).get('/api/staff')).body.staff as { displayName: string; presence: string }[];
+    expect(staff.find((s) => s.displayName === first)!.presence).toBe('away');
+    const timeline = ((await as(sam).get(`/api/cases/${(await view(x.id)).caseId}`)).body as CaseDetail).events.map((e) => [e.kind, e.data.reason]);
+    expect(timeline).toEqual(expect.arrayContaining([['conversation.returned', 'not_accepted']]));
+
+    // The second answers: the clock no longer applies.
+    const otherSocket = otherName === 'Avery Agent' ? averySocket : jordanSocket;
+    await otherSocket.emitWithAck('message:send', { conversationId: x.id, clientMessageId: crypto.randomUUID(), body: 'Hello, I am here' });
+    offset = 200_000;
+    await tick();
+    expect((await view(x.id)).assigneeName).toBe(otherName);
+
+    // A second constituent waits (the other agent is full, the first is away); the first comes back and gets it.
+    const { token: t2 } = await h.widgetSession();
+    const y = await h.startConversation(t2, { name: 'Orphaned' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await view(y.id)).status).toBe('queued');
+    const arrived = (await view(y.id)).createdAt;
+    await as(firstSession).put('/api/me/presence', { presence: 'available' }).expect(200);
+    await eventually(async () => (await view(y.id)).assigneeName, first);
+    // Then their browser closes: after the grace period they are offline and the unanswered chat is back in line,
+    // with its original arrival time.
+    (first === 'Avery Agent' ? averySocket : jordanSocket).disconnect();
+    await eventually(async () => (await view(y.id)).status, 'queued');
+    expect((await view(y.id)).createdAt).toBe(arrived);
+  });
+});

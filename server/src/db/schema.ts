@@ -75,6 +75,8 @@ export const groups = pgTable(
      * agent with the fewest conversations (least_busy) or in turn (round_robin), never past their capacity.
      */
     routing: text('routing', { enum: ['manual', 'least_busy', 'round_robin'] }).notNull().default('manual'),
+    /** Routed work nobody has answered in this many seconds goes back to the queue (keeping its place). */
+    acceptSeconds: integer('accept_seconds').notNull().default(120),
     createdAt: createdAt(),
   },
   (t) => [
@@ -275,6 +277,8 @@ export const conversations = pgTable(
     ratingScore: integer('rating_score'),
     ratingComment: text('rating_comment'),
     claimedAt: ts('claimed_at'),
+    /** Who made the current assignment: the agent taking it, or routing (which it must then accept by answering). */
+    assignedBy: text('assigned_by', { enum: ['agent', 'routing'] }),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: ts('updated_at').notNull().defaultNow(),

@@ -57,16 +57,20 @@ export class AgencyRepository {
 
   async groupDetails(agencyId: string) {
     return this.db
-      .select({ id: groups.id, name: groups.name, routing: groups.routing, isDefault: groups.isDefault })
+      .select({ id: groups.id, name: groups.name, routing: groups.routing, acceptSeconds: groups.acceptSeconds, isDefault: groups.isDefault })
       .from(groups)
       .where(eq(groups.agencyId, agencyId))
       .orderBy(groups.name);
   }
 
-  async setGroupRouting(agencyId: string, groupId: string, routing: (typeof groups.$inferSelect)['routing']): Promise<boolean> {
+  async setGroupRouting(
+    agencyId: string,
+    groupId: string,
+    settings: { routing: (typeof groups.$inferSelect)['routing']; acceptSeconds?: number },
+  ): Promise<boolean> {
     const rows = await this.db
       .update(groups)
-      .set({ routing })
+      .set(settings)
       .where(and(eq(groups.agencyId, agencyId), eq(groups.id, groupId)))
       .returning({ id: groups.id });
     return rows.length > 0;

@@ -29,8 +29,8 @@ export function agencyRoutes(deps: {
   router.put('/admin/groups/:id', async (req, res) => {
     const p = admin(res);
     const { id } = parse(z.object({ id: z.uuid() }), req.params);
-    const { routing } = parse(GroupSettings, req.body);
-    if (!(await deps.agencies.setGroupRouting(p.agencyId, id, routing))) throw new AppError('NOT_FOUND', 'Group not found');
+    const settings = parse(GroupSettings, req.body);
+    if (!(await deps.agencies.setGroupRouting(p.agencyId, id, settings))) throw new AppError('NOT_FOUND', 'Group not found');
     await deps.audit.record({
       agencyId: p.agencyId,
       actorKind: 'staff',
@@ -39,7 +39,7 @@ export function agencyRoutes(deps: {
       objectType: 'group',
       objectId: id,
       outcome: 'success',
-      detail: { routing },
+      detail: settings,
     });
     deps.routingChanged(id);
     res.json({ groups: await deps.agencies.groupDetails(p.agencyId) });

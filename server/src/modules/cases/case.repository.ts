@@ -86,6 +86,14 @@ export class CaseRepository {
       .where(eq(cases.id, caseId));
   }
 
+  /** Work given back to the queue is nobody's until someone takes it again. */
+  async unassign(tx: Tx, caseId: string, fromUserId: string): Promise<void> {
+    await tx
+      .update(cases)
+      .set({ assigneeId: null, version: sql`${cases.version} + 1`, updatedAt: sql`now()` })
+      .where(and(eq(cases.id, caseId), eq(cases.assigneeId, fromUserId)));
+  }
+
   /** A transfer moves the case with its conversation. */
   async reassign(tx: Tx, caseId: string, to: { groupId: string; assigneeId: string | null }): Promise<void> {
     await tx

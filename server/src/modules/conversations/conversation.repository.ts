@@ -170,6 +170,8 @@ export class ConversationRepository {
         groupId: to.groupId,
         assigneeId: to.assigneeId,
         status: to.assigneeId ? 'active' : 'queued',
+        // A colleague's hand-over counts as accepted; back in a queue it waits to be routed or taken again.
+        assignedBy: to.assigneeId ? 'agent' : null,
         claimedAt: to.assigneeId ? sql`coalesce(${conversations.claimedAt}, now())` : conversations.claimedAt,
         version: sql`${conversations.version} + 1`,
         updatedAt: sql`now()`,
@@ -253,12 +255,13 @@ export class ConversationRepository {
   }
 
   /** One guarded statement: of two agents taking the same conversation, exactly one gets a row back. */
-  async claim(id: string, agentId: string, tx: Tx | Db = this.db): Promise<ConversationRow | undefined> {
+  async claim(id: string, agentId: string, tx: Tx | Db = this.db, by: 'agent' | 'routing' = 'agent'): Promise<ConversationRow | undefined> {
     const [row] = await tx
       .update(conversations)
       .set({
         status: 'active',
         assigneeId: agentId,
+        assignedBy: by,
         claimedAt: sql`now()`,
         version: sql`${conversations.version} + 1`,
         updatedAt: sql`now()`,
@@ -305,6 +308,58 @@ export class ConversationRepository {
       .where(eq(conversations.id, id))
       .returning({ deliveredSeq: d, readSeq: r });
     return row;
+  }
+
+  /**
+   * Puts an active conversation back in its group's queue, unassigned; it keeps its arrival time, so its place
+   * in line. Only while it is still with `fromAssignee` (a reply or a transfer in between wins).
+   */
+  async returnToQueue(tx: Tx, id: string, fromAssignee: string): Promise<ConversationRow | undefined> {
+    const [row] = await tx
+      .update(conversations)
+      .set({
+        status: 'queued',
+        assigneeId: null,
+        assignedBy: null,
+        claimedAt: null,
+        version: sql`${conversations.version} + 1`,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(conversations.id, id), eq(conversations.status, 'active'), eq(conversations.assigneeId, fromAssignee)))
+      .returning();
+    return row;
+  }
+
+  /** Active conversations no agent has answered in public since they were assigned. */
+  private unanswered() {
+    return sql`not exists (select 1 from ${messages} m where m.conversation_id = ${conversations.id}
+      and m.author_kind = 'agent' and m.visibility = 'public' and m.created_at >= ${conversations.claimedAt})`;
+  }
+
+  /** What an agent holds but has not answered yet (it goes back to the queue if they go offline). */
+  async unansweredOf(userId: string): Promise<ConversationRow[]> {
+    return this.db
+      .select()
+      .from(conversations)
+      .where(and(eq(conversations.assigneeId, userId), eq(conversations.status, 'active'), this.unanswered()));
+  }
+
+  /** Routed conversations their agent has not answered within the group's accept time. */
+  async unacceptedBefore(now: string): Promise<ConversationRow[]> {
+    return this.db
+      .select({ c: conversations })
+      .from(conversations)
+      .innerJoin(groups, eq(groups.id, conversations.groupId))
+      .where(
+        and(
+          eq(conversations.status, 'active'),
+          eq(conversations.assignedBy, 'routing'),
+          sql`${conversations.claimedAt} + make_interval(secs => ${groups.acceptSeconds}) <= ${now}::timestamptz`,
+          this.unanswered(),
+        ),
+      )
+      .limit(200)
+      .then((rows) => rows.map((r) => r.c));
   }
 
   /** The queued conversations of a group, first in line first. */

@@ -1,4 +1,4 @@
-import type { Db } from '../../db/client.js';
+import type { Db, Tx } from '../../db/client.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { CaseRepository } from '../cases/case.repository.js';
@@ -7,6 +7,11 @@ import type { ConversationRepository } from '../conversations/conversation.repos
 import type { Candidate, RoutingMode, RoutingRepository } from './routing.repository.js';
 
 export interface RouterDeps {
+  now: () => Date;
+  /** Marks an agent away (they let routed work lapse) and tells the agency. */
+  setAway: (userId: string) => Promise<void>;
+  /** The case assignment follows the conversation back to the queue. */
+  unassignCase: (tx: Tx, caseId: string, fromUserId: string) => Promise<void>;
   db: Db;
   routing: RoutingRepository;
   conversations: ConversationRepository;
@@ -59,6 +64,51 @@ export class Router {
     return n;
   }
 
+  /** An agent went offline: what they hold but never answered goes back to the queue, keeping its place. */
+  async agentWentOffline(userId: string): Promise<number> {
+    let n = 0;
+    for (const c of await this.d.conversations.unansweredOf(userId)) {
+      if (await this.giveBack(c.id, c.caseId, userId, 'agent_offline')) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Routed work nobody answered within the group's accept time goes back to the queue; the agent who let it
+   * lapse is set away, so routing does not hand it straight back to someone who is not there.
+   */
+  async expireUnaccepted(): Promise<number> {
+    let n = 0;
+    const lapsed = await this.d.conversations.unacceptedBefore(this.d.now().toISOString());
+    for (const c of lapsed) if (await this.giveBack(c.id, c.caseId, c.assigneeId!, 'not_accepted')) n++;
+    for (const userId of new Set(lapsed.map((c) => c.assigneeId!))) await this.d.setAway(userId);
+    for (const groupId of new Set(lapsed.map((c) => c.groupId))) await this.dispatch(groupId);
+    return n;
+  }
+
+  private async giveBack(id: string, caseId: string, fromUserId: string, reason: 'agent_offline' | 'not_accepted'): Promise<boolean> {
+    const row = await this.d.db.transaction(async (tx) => {
+      const r = await this.d.conversations.returnToQueue(tx, id, fromUserId);
+      if (!r) return undefined;
+      await this.d.unassignCase(tx, caseId, fromUserId);
+      await this.d.cases.addEvent(tx, {
+        caseId,
+        kind: 'conversation.returned',
+        actorKind: 'system',
+        actorUserId: fromUserId,
+        conversationId: id,
+        data: { reason },
+      });
+      return r;
+    });
+    if (!row) return false;
+    const view = await this.d.conversations.findView(id);
+    if (view) this.d.notifier.conversationUpdated(toSummary(view), { groupId: row.groupId, assigneeId: fromUserId });
+    if (reason === 'agent_offline') await this.dispatch(row.groupId);
+    else await this.d.announceQueue(row.groupId).catch(() => undefined);
+    return true;
+  }
+
   private async pass(groupId: string): Promise<number> {
     const group = await this.d.routing.group(groupId);
     if (!group || group.routing === 'manual') return 0;
@@ -92,7 +142,7 @@ export class Router {
       // The load read above may be stale by now: count again under the agent's lock.
       const locked = await this.d.routing.lockAgentLoad(tx, chosen.id);
       if (!locked || !locked.available || locked.load >= locked.capacity) return { kind: 'retry' };
-      const row = await this.d.conversations.claim(conv.id, chosen.id, tx);
+      const row = await this.d.conversations.claim(conv.id, chosen.id, tx, 'routing');
       if (!row) return { kind: 'retry' };
       await this.d.cases.assign(tx, row.caseId, chosen.id);
       await this.d.cases.addEvent(tx, {

@@ -14,6 +14,8 @@ export interface PresenceDeps {
   offlineGraceMs: number;
   /** Someone became available: routing may give them waiting work. */
   becameAvailable?: (userId: string) => void;
+  /** Someone went offline: what they never answered goes back to the queue. */
+  wentOffline?: (userId: string) => void;
 }
 
 /**
@@ -59,10 +61,19 @@ export class PresenceService {
         if (await this.d.isConnected(p.userId)) return;
         const now = await this.d.users.setPresence(p.userId, 'offline', ['available', 'away']);
         if (now) this.d.notifier.presenceChanged(p.agencyId, { userId: p.userId, presence: now });
+        if (now === 'offline') this.d.wentOffline?.(p.userId);
       })().catch(() => undefined);
     }, this.d.offlineGraceMs);
     timer.unref();
     this.pending.add(timer);
+  }
+
+  /** Routing found them not answering: away until they say they are back. */
+  async markAway(userId: string): Promise<void> {
+    const user = await this.d.users.findById(userId);
+    if (!user) return;
+    const now = await this.d.users.setPresence(userId, 'away', ['available']);
+    if (now) this.d.notifier.presenceChanged(user.agencyId, { userId, presence: now });
   }
 
   async colleagues(p: StaffPrincipal): Promise<StaffMember[]> {
