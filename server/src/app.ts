@@ -36,6 +36,8 @@ import { PortalCodeRepository } from './modules/portal/portal-code.repository.js
 import { portalRoutes } from './modules/portal/portal.routes.js';
 import { PortalService } from './modules/portal/portal.service.js';
 import { agencyRoutes } from './modules/agencies/agency.routes.js';
+import { DashboardRepository } from './modules/dashboard/dashboard.repository.js';
+import { DashboardService } from './modules/dashboard/dashboard.service.js';
 import { Router } from './modules/routing/router.js';
 import { RoutingRepository } from './modules/routing/routing.repository.js';
 import { CaseTimers } from './modules/cases/case-timers.js';
@@ -344,7 +346,13 @@ export function createApp(o: AppOptions): App {
   api.use(conversationRoutes({ conversations, messages }));
   api.use(caseRoutes({ cases }));
   api.use(caseTypeRoutes({ caseTypes }));
-  api.use(staffRoutes({ presence, agencies: repos.agencies }));
+  api.use(
+    staffRoutes({
+      presence,
+      agencies: repos.agencies,
+      dashboard: new DashboardService({ dashboard: new DashboardRepository(db), agencies: repos.agencies, now: clock }),
+    }),
+  );
   api.use(portalRoutes({ portal }));
   api.use(
     agencyRoutes({

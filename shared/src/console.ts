@@ -267,6 +267,53 @@ export type GroupSettings = z.infer<typeof GroupSettings>;
 export const GroupDetail = z.object({ id: Id, name: z.string(), routing: RoutingMode, acceptSeconds: z.number().int(), isDefault: z.boolean() });
 export type GroupDetail = z.infer<typeof GroupDetail>;
 
+/** One group on the supervisor's dashboard, as of `generatedAt`. */
+export const DashboardGroup = z.object({
+  id: Id,
+  name: z.string(),
+  routing: RoutingMode,
+  waiting: z.number().int(),
+  /** Seconds the first in line has waited (0 when nobody waits). */
+  longestWaitSeconds: z.number().int(),
+  /** Mean seconds from arrival to being taken, for conversations taken today. */
+  averageWaitTodaySeconds: z.number().int().nullable(),
+  active: z.number().int(),
+  agents: z.array(
+    z.object({ id: Id, name: z.string(), presence: Presence, load: z.number().int(), capacity: z.number().int() }),
+  ),
+  /** Open cases of the group past 75 % of an SLA target, and past 100 %. */
+  slaAtRisk: z.number().int(),
+  slaBreached: z.number().int(),
+});
+export type DashboardGroup = z.infer<typeof DashboardGroup>;
+
+/** Today's figures for the supervisor's groups. */
+export const DashboardToday = z.object({
+  conversations: z.number().int(),
+  byChannel: z.array(z.object({ key: z.string(), count: z.number().int() })),
+  byCaseType: z.array(z.object({ key: z.string(), count: z.number().int() })),
+  /** Median seconds from arrival to the first public agent reply. */
+  firstResponseMedianSeconds: z.number().int().nullable(),
+  /** Median seconds from opening to resolution, for cases resolved today. */
+  resolutionMedianSeconds: z.number().int().nullable(),
+  /** Conversations that ended before anyone took them. */
+  abandoned: z.number().int(),
+  /** Mean rating (1–5) and how many rated. */
+  satisfaction: z.number().nullable(),
+  ratings: z.number().int(),
+});
+export type DashboardToday = z.infer<typeof DashboardToday>;
+
+export const Dashboard = z.object({
+  groups: z.array(DashboardGroup),
+  today: DashboardToday,
+  generatedAt: z.iso.datetime({ offset: true }),
+});
+export type Dashboard = z.infer<typeof Dashboard>;
+
+/** A supervisor changes an agent's status (an agent who walked away still showing available). */
+export const StaffPresenceInput = z.strictObject({ presence: Presence });
+
 /** Pushed to a case's assignee and the supervisors when an SLA is near or past its target. */
 export const SlaAlert = z.object({
   caseId: Id,

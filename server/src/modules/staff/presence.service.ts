@@ -1,4 +1,5 @@
 import type { Presence, PresenceChanged, StaffMember } from '@casebridge/shared';
+import { AppError } from '../../errors.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { ConversationRepository } from '../conversations/conversation.repository.js';
 import type { StaffPrincipal } from '../principal.js';
@@ -66,6 +67,23 @@ export class PresenceService {
     }, this.d.offlineGraceMs);
     timer.unref();
     this.pending.add(timer);
+  }
+
+  /**
+   * A supervisor changes a colleague's status (someone left their desk showing available). Only for agents of
+   * the supervisor's own groups; admins for anyone. Anyone else: not found.
+   */
+  async setFor(p: StaffPrincipal, userId: string, presence: Presence): Promise<PresenceChanged> {
+    if (p.role === 'agent') throw new AppError('FORBIDDEN', "Only supervisors change a colleague's status");
+    const staff = await this.d.users.listStaff(p.agencyId);
+    const target = staff.find((u) => u.id === userId);
+    const inMyGroups = target && (p.role === 'admin' || target.groupIds.some((g) => p.groupIds.includes(g)));
+    if (!target || !inMyGroups) throw new AppError('NOT_FOUND', 'Colleague not found');
+    await this.d.users.setPresence(userId, presence);
+    const change = { userId, presence };
+    this.d.notifier.presenceChanged(p.agencyId, change);
+    if (presence === 'available') this.d.becameAvailable?.(userId);
+    return change;
   }
 
   /** Routing found them not answering: away until they say they are back. */

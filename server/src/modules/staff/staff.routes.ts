@@ -1,13 +1,26 @@
 import { Router } from 'express';
-import { PresenceInput } from '@casebridge/shared';
+import { z } from 'zod';
+import { PresenceInput, StaffPresenceInput } from '@casebridge/shared';
+import type { DashboardService } from '../dashboard/dashboard.service.js';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
 import type { PresenceService } from './presence.service.js';
 
 /** Colleagues, groups and presence: what the console needs to show who is there and to transfer work. */
-export function staffRoutes(deps: { presence: PresenceService; agencies: AgencyRepository }): Router {
+export function staffRoutes(deps: { presence: PresenceService; agencies: AgencyRepository; dashboard: DashboardService }): Router {
   const router = Router();
+
+  router.get('/dashboard', async (_req, res) => {
+    res.json(await deps.dashboard.snapshot(requireStaff(res)));
+  });
+
+  router.put('/staff/:userId/presence', async (req, res) => {
+    const p = requireStaff(res);
+    const { userId } = parse(z.object({ userId: z.uuid() }), req.params);
+    const { presence } = parse(StaffPresenceInput, req.body);
+    res.json(await deps.presence.setFor(p, userId, presence));
+  });
 
   router.get('/staff', async (_req, res) => {
     const p = requireStaff(res);

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Dashboard } from '@casebridge/shared';
+import { backends, eventually, staffApi, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+
+// The supervisor's dashboard: per-group queues and agents, today's figures, and stepping in.
+describe.each(backends())('the supervisor dashboard on %s', (backend) => {
+  let h: Harness;
+  let admin: StaffSession;
+  let avery: StaffSession;
+  let sam: StaffSession;
+
+  beforeAll(async () => {
+    h = await startTestServer(backend);
+    [admin, avery, sam] = await Promise.all([h.login('admin@demo.gov'), h.login('agent@demo.gov'), h.login('supervisor@demo.gov')]);
+  }, 60_000);
+  afterAll(async () => h?.close());
+  const as = (s: StaffSession) => staffApi(h, s);
+
+  it('is for supervisors and admins only, each seeing their own groups', async () => {
+    expect((await as(avery).get('/api/dashboard')).status).toBe(403);
+    expect((await h.http.get('/api/dashboard')).status).toBe(401);
+    const mine = (await as(sam).get('/api/dashboard')).body as Dashboard;
+    expect(mine.groups.map((g) => g.name)).toEqual(['Benefits', 'General', 'Permits']);
+    expect(((await as(admin).get('/api/dashboard')).body as Dashboard).groups).toHaveLength(3);
+  });
+
+  it('counts who waits and for how long, who works and how loaded, and today’s figures', async () => {
+    await h.staffSocket(avery);
+    const start = async (name: string) => {
+      const { token } = await h.widgetSession();
+      return { token, conv: await h.startConversation(token, { name }) };
+    };
+    const served = await start('Served');
+    await start('Waiting');
+    const gaveUp = await start('Gave up');
+    const agent = await h.staffSocket(avery);
+    await agent.emitWithAck('conversation:claim', { conversationId: served.conv.id });
+    await agent.emitWithAck('message:send', { conversationId: served.conv.id, clientMessageId: uuid(), body: 'Hi, how can I help?' });
+    // The constituent who gave up ends the chat before anyone took it.
+    await h.http.post(`/api/conversations/${gaveUp.conv.id}/end`).set('Authorization', `Bearer ${gaveUp.token}`).expect(200);
+    await h.http.post(`/api/conversations/${served.conv.id}/end`).set('Authorization', `Bearer ${served.token}`).expect(200);
+    await h.http
+      .post(`/api/conversations/${served.conv.id}/rating`)
+      .set('Authorization', `Bearer ${served.token}`)
+      .send({ score: 4 })
+      .expect((r) => expect(r.status).toBeLessThan(300));
+
+    const d = (await as(sam).get('/api/dashboard')).body as Dashboard;
+    const general = d.groups.find((g) => g.name === 'General')!;
+    expect(general).toMatchObject({ waiting: 1, active: 0, slaAtRisk: 0, slaBreached: 0 });
+    expect(general.longestWaitSeconds).toBeGreaterThanOrEqual(0);
+    expect(general.averageWaitTodaySeconds).not.toBeNull();
+    expect(general.agents.find((a) => a.name === 'Avery Agent')).toMatchObject({ presence: 'available', load: 0 });
+    expect(d.today).toMatchObject({ conversations: 3, abandoned: 1, byChannel: [{ key: 'web', count: 3 }] });
+    expect(d.today.firstResponseMedianSeconds).not.toBeNull();
+    expect(d.today).toMatchObject({ satisfaction: 4, ratings: 1 });
+  });
+
+  it('lets a supervisor change an agent’s status, only within their groups', async () => {
+    const staff = (await as(sam).get('/api/staff')).body.staff as { id: string; displayName: string }[];
+    const averyId = staff.find((s) => s.displayName === 'Avery Agent')!.id;
+    const adminId = staff.find((s) => s.displayName === 'Alex Admin')!.id;
+    expect((await as(avery).put(`/api/staff/${averyId}/presence`, { presence: 'away' })).status).toBe(403);
+    expect((await as(sam).put(`/api/staff/${adminId}/presence`, { presence: 'away' })).status).toBe(404);
+    const bad = await as(sam).put(`/api/staff/${averyId}/presence`, { presence: 'asleep' });
+    expect(bad.body.error.issues[0].path).toEqual(['presence']);
+    await as(sam).put(`/api/staff/${averyId}/presence`, { presence: 'away' }).expect(200);
+    await eventually(
+      async () => ((await as(sam).get('/api/dashboard')).body as Dashboard).groups.find((g) => g.name === 'General')!.agents.find((a) => a.name === 'Avery Agent')!.presence,
+      'away',
+    );
+  });
+});
