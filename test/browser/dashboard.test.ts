@@ -1,0 +1,63 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { Browser } from 'playwright-core';
+import { axeViolations, launchBrowser } from '../support/browser.js';
+import { DEMO_PASSWORD, startTestServer, type Harness } from '../support/harness.js';
+import { repoRoot } from '../support/process.js';
+
+jest.setTimeout(90_000);
+const shots = join(repoRoot, 'test-results');
+mkdirSync(shots, { recursive: true });
+
+// A supervisor watches the queues live while constituents arrive and agents take work.
+describe('the supervisor dashboard, in Chromium', () => {
+  let h: Harness;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    h = await startTestServer('pglite', { serveWeb: true });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  it('a queue grows and shrinks live as constituents arrive and an agent takes work; 0 axe violations', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    const page = await ctx.newPage();
+    await page.goto(`${h.url}/console/login`);
+    await page.getByLabel('Email').fill('supervisor@demo.gov');
+    await page.getByLabel('Password').fill(DEMO_PASSWORD);
+    await page.getByLabel('Password').press('Enter');
+    await page.getByText('Live', { exact: true }).waitFor();
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    const general = page.getByRole('region', { name: 'General' });
+    await general.getByText('Waiting').waitFor();
+    const waiting = () => general.locator('dd').first().locator('strong').textContent();
+    expect(await waiting()).toBe('0');
+
+    // Two constituents arrive: the count rises without a reload.
+    const convs = [];
+    for (const name of ['First Arrival', 'Second Arrival']) {
+      const { token } = await h.widgetSession();
+      convs.push(await h.startConversation(token, { name }));
+    }
+    await general.locator('dd strong', { hasText: '2' }).waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'console-dashboard.png'), fullPage: true });
+
+    // An agent takes one: it drops to 1, and the agent shows 1 of 3.
+    const avery = await h.login('agent@demo.gov');
+    const sock = await h.staffSocket(avery);
+    await sock.emitWithAck('conversation:claim', { conversationId: convs[0]!.id });
+    await general.locator('dd strong', { hasText: '1' }).waitFor();
+    await general.getByRole('row', { name: /Avery Agent/ }).getByText('1 of 3').waitFor();
+
+    // The supervisor sets an agent away from the dashboard.
+    await general.getByLabel('Status of Avery Agent').selectOption('away');
+    await page.getByText('Avery Agent is now away.').waitFor();
+    await ctx.close();
+  });
+});
