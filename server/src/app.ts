@@ -39,6 +39,8 @@ import { agencyRoutes } from './modules/agencies/agency.routes.js';
 import { DashboardRepository } from './modules/dashboard/dashboard.repository.js';
 import { DashboardService } from './modules/dashboard/dashboard.service.js';
 import { Router } from './modules/routing/router.js';
+import { RoutingRulesService } from './modules/routing/routing-rules.service.js';
+import { routingRoutes } from './modules/routing/routing.routes.js';
 import { RoutingRepository } from './modules/routing/routing.repository.js';
 import { CaseTimers } from './modules/cases/case-timers.js';
 import { SlaRepository } from './modules/sla/sla.repository.js';
@@ -191,7 +193,9 @@ export function createApp(o: AppOptions): App {
   const routeSoon = (fn: (r: Router) => Promise<unknown>) => {
     if (router) void fn(router).catch((err: unknown) => o.logger.warn({ err }, 'routing failed; the timers retry'));
   };
+  const routingRules = new RoutingRulesService({ db, audit: repos.audit });
   const conversations = new ConversationService({
+    decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
     routing: {
       queueChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)),
       agentFreed: (userId) => routeSoon((r) => r.agentFreed(userId)),
@@ -268,6 +272,7 @@ export function createApp(o: AppOptions): App {
     signInsPerIp: new Limiter('portal-sign-in-ip', limits.portalSignInsPerIp),
     requestsPerIp: new Limiter('portal-requests-ip', limits.portalRequestsPerIp),
     now: clock,
+    decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
   });
   // SLA alerts and the closing of resolved cases run on a timer on every node; each is claimed once.
   const timers = new CaseTimers({
@@ -354,6 +359,7 @@ export function createApp(o: AppOptions): App {
     }),
   );
   api.use(portalRoutes({ portal }));
+  api.use(routingRoutes({ rules: routingRules, caseTypes, agencies: repos.agencies }));
   api.use(
     agencyRoutes({
       agencies: repos.agencies,

@@ -263,6 +263,58 @@ export const GroupSettings = z.strictObject({
 });
 export type GroupSettings = z.infer<typeof GroupSettings>;
 
+/** What a routing rule looks at; every list given must contain the arriving work's value. */
+export const RoutingConditions = z.strictObject({
+  serviceIds: z.array(Id).max(50).optional(),
+  caseTypeIds: z.array(Id).max(50).optional(),
+  channels: z.array(Channel).optional(),
+  languages: z.array(z.enum(['en', 'es'])).optional(),
+  priorities: z.array(Priority).optional(),
+});
+export type RoutingConditions = z.infer<typeof RoutingConditions>;
+
+export const RoutingRuleInput = z.strictObject({
+  name: z.string().trim().min(1, 'Give the rule a name').max(100),
+  conditions: RoutingConditions.default({}),
+  groupId: Id,
+  priority: Priority.nullable().default(null),
+  enabled: z.boolean().default(true),
+});
+export type RoutingRuleInput = z.input<typeof RoutingRuleInput>;
+
+/** The whole ordered list at once: the order is the rules' precedence. */
+export const RoutingRulesInput = z.strictObject({ rules: z.array(RoutingRuleInput).max(100) });
+
+export const RoutingRule = z.object({
+  id: Id,
+  name: z.string(),
+  conditions: RoutingConditions,
+  groupId: Id,
+  priority: Priority.nullable(),
+  enabled: z.boolean(),
+});
+export type RoutingRule = z.infer<typeof RoutingRule>;
+
+/** The facts of a piece of arriving work, for a rule preview ("where would this go?"). */
+export const RoutingFacts = z.strictObject({
+  serviceId: Id.nullable().default(null),
+  caseTypeId: Id.nullable().default(null),
+  channel: Channel.default('web'),
+  language: z.enum(['en', 'es']).default('en'),
+  priority: Priority.default('normal'),
+});
+export type RoutingFacts = z.input<typeof RoutingFacts>;
+
+export const RoutingDecision = z.object({
+  /** The rule that matched; null: no rule matched and the default applied. */
+  rule: z.object({ id: Id, name: z.string() }).nullable(),
+  groupId: Id.nullable(),
+  groupName: z.string().nullable(),
+  priority: Priority,
+  explanation: z.string(),
+});
+export type RoutingDecision = z.infer<typeof RoutingDecision>;
+
 /** A group as admins configure it. */
 export const GroupDetail = z.object({ id: Id, name: z.string(), routing: RoutingMode, acceptSeconds: z.number().int(), isDefault: z.boolean() });
 export type GroupDetail = z.infer<typeof GroupDetail>;

@@ -192,6 +192,17 @@ describe('console and portal in Chromium', () => {
     await page.getByRole('heading', { name: 'Groups and routing' }).waitFor();
     await page.getByRole('group', { name: 'Permits' }).getByLabel(/Least busy/).check();
     await page.getByText('Permits now routes: Least busy.').waitFor();
+    // A routing rule, saved and then tried out with the preview.
+    await page.getByRole('button', { name: 'Add a rule' }).click();
+    const rule = page.getByRole('group', { name: /^Rule 1/ });
+    await rule.getByLabel('Rule name').fill('Spanish to Benefits');
+    await rule.getByLabel('Send to group').selectOption({ label: 'Benefits' });
+    await rule.getByRole('group', { name: 'Languages' }).getByLabel('Spanish').check();
+    await page.getByRole('button', { name: 'Save rules' }).click();
+    await page.getByText('Saved 1 rule.').waitFor();
+    await page.getByLabel('Language', { exact: true }).selectOption('es');
+    await page.getByRole('button', { name: 'Where would it go?' }).click();
+    await page.getByText('Rule “Spanish to Benefits” sent it to Benefits (priority normal). Saved rules only.').waitFor();
     await expect(axeViolations(page)).resolves.toEqual([]);
     const admin = await h.login('admin@demo.gov');
     const groups = (await h.http.get('/api/admin/groups').set('Cookie', admin.cookie)).body.groups;
@@ -202,6 +213,7 @@ describe('console and portal in Chromium', () => {
       .set('x-csrf-token', admin.csrf)
       .send({ routing: 'manual' })
       .expect(200);
+    await h.http.put('/api/admin/routing-rules').set('Cookie', admin.cookie).set('x-csrf-token', admin.csrf).send({ rules: [] }).expect(200);
   });
 
   it('console pages cannot be framed and carry a content security policy', async () => {

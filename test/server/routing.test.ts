@@ -163,3 +163,64 @@ describe.each(backends())('routed work nobody answers on %s', (backend) => {
     expect((await view(y.id)).createdAt).toBe(arrived);
   });
 });
+
+// Routing rules decide the group (and may raise the priority) for new work; the order is the precedence.
+describe.each(backends())('routing rules on %s', (backend) => {
+  let h: Harness;
+  let admin: StaffSession;
+  let sam: StaffSession;
+  let avery: StaffSession;
+
+  beforeAll(async () => {
+    h = await startTestServer(backend);
+    [admin, sam, avery] = await Promise.all([h.login('admin@demo.gov'), h.login('supervisor@demo.gov'), h.login('agent@demo.gov')]);
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  it('are edited by admins only, with every id checked, and previewed with an explanation', async () => {
+    const as = (s: StaffSession) => staffApi(h, s);
+    const groups = (await as(admin).get('/api/admin/groups')).body.groups as GroupDetail[];
+    const benefits = groups.find((g) => g.name === 'Benefits')!;
+    const permits = groups.find((g) => g.name === 'Permits')!;
+    const services = (await as(admin).get('/api/services')).body.services as { id: string; title: { en: string }; caseTypeId: string }[];
+    const pothole = services.find((s) => s.title.en === 'Report a pothole')!;
+    const rules = [
+      { name: 'Spanish speakers', conditions: { languages: ['es'], channels: ['web'] }, groupId: benefits.id, priority: 'high' },
+      { name: 'Potholes to Permits', conditions: { serviceIds: [pothole.id] }, groupId: permits.id },
+    ];
+    expect((await as(avery).get('/api/admin/routing-rules')).status).toBe(403);
+    expect((await as(sam).put('/api/admin/routing-rules', { rules })).status).toBe(403);
+    for (const [body, at] of [
+      [{ rules: [{ ...rules[0], groupId: '00000000-0000-4000-8000-000000000000' }] }, ['rules', 0, 'groupId']],
+      [{ rules: [rules[0], { ...rules[1], conditions: { serviceIds: ['00000000-0000-4000-8000-000000000000'] } }] }, ['rules', 1, 'conditions', 'serviceIds', 0]],
+      [{ rules: [{ ...rules[0], name: '' }] }, ['rules', 0, 'name']],
+      [{ rules: [{ ...rules[0], conditions: { channels: ['fax'] } }] }, ['rules', 0, 'conditions', 'channels', 0]],
+    ] as const) {
+      const res = await as(admin).put('/api/admin/routing-rules', body);
+      expect(res.status).toBe(400);
+      expect(res.body.error.issues[0].path).toEqual(at);
+    }
+    expect((await as(admin).get('/api/admin/routing-rules')).body.rules).toEqual([]);
+    const saved = await as(admin).put('/api/admin/routing-rules', { rules });
+    expect(saved.status).toBe(200);
+    expect(saved.body.rules.map((r: { name: string }) => r.name)).toEqual(['Spanish speakers', 'Potholes to Permits']);
+
+    // The preview answers "where would this go?" — the first matching rule wins.
+    const preview = async (facts: object) => (await as(sam).post('/api/admin/routing-rules/test', facts)).body;
+    expect(await preview({ language: 'es', serviceId: pothole.id, caseTypeId: pothole.caseTypeId })).toMatchObject({
+      rule: { name: 'Spanish speakers' },
+      groupName: 'Benefits',
+      priority: 'high',
+    });
+    expect(await preview({ serviceId: pothole.id, caseTypeId: pothole.caseTypeId })).toMatchObject({ rule: { name: 'Potholes to Permits' }, groupName: 'Permits' });
+    expect(await preview({ channel: 'portal', language: 'es' })).toMatchObject({ rule: null, groupName: 'General' });
+
+    // Real arrivals follow the rules, and the timeline says why.
+    const { token } = await h.widgetSession();
+    const es = await h.startConversation(token, { name: 'Hablante', language: 'es' });
+    const view = (await as(sam).get(`/api/conversations/${es.id}`)).body as ConversationSummary;
+    expect(view).toMatchObject({ groupName: 'Benefits', priority: 'high' });
+    const started = ((await as(sam).get(`/api/cases/${view.caseId}`)).body as CaseDetail).events.find((e) => e.kind === 'conversation.started')!;
+    expect(started.data.routing).toBe('Rule “Spanish speakers” sent it to Benefits');
+  });
+});

@@ -14,7 +14,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { BusinessHours, FieldDef, LocalText, PlaybookAction, PlaybookTask, SlaPolicy } from '@casebridge/shared';
+import type { BusinessHours, FieldDef, LocalText, PlaybookAction, PlaybookTask, RoutingConditions, SlaPolicy } from '@casebridge/shared';
 
 // Timestamps come back as ISO-ish strings (mode 'string'): the same on PGlite and node-postgres,
 // and no time-zone surprises from Date conversions.
@@ -199,6 +199,25 @@ export const serviceDefinitions = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('service_definitions_agency_ix').on(t.agencyId)],
+);
+
+/** Where new work goes: the first enabled rule (by position) whose conditions all hold picks the group. */
+export const routingRules = pgTable(
+  'routing_rules',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'cascade' }),
+    position: integer('position').notNull(),
+    name: text('name').notNull(),
+    /** Each list, when present and not empty, must contain the fact; absent lists match anything. */
+    conditions: jsonb('conditions').$type<RoutingConditions>().notNull().default(sql`'{}'::jsonb`),
+    groupId: uuid('group_id').notNull().references(() => groups.id, { onDelete: 'cascade' }),
+    /** Raises (or sets) the priority of the case it routes. */
+    priority: text('priority', { enum: ['low', 'normal', 'high', 'urgent'] }),
+    enabled: boolean('enabled').notNull().default(true),
+    createdAt: createdAt(),
+  },
+  (t) => [index('routing_rules_agency_ix').on(t.agencyId, t.position)],
 );
 
 /** Reference numbers are per agency and year, gap-tolerant but never reused. */

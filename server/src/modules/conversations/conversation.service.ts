@@ -6,6 +6,9 @@ import type {
   InboxPage,
   Message,
   StartConversationInput,
+  Channel,
+  Priority,
+  RoutingDecision,
 } from '@casebridge/shared';
 import { InboxQuery } from '@casebridge/shared';
 import type { z } from 'zod';
@@ -39,6 +42,12 @@ export interface RoutingSignals {
 
 export interface ConversationDeps {
   routing?: RoutingSignals;
+  /** Which group (and priority) new work goes to, by the agency's routing rules. */
+  decideRoute: (
+    agencyId: string,
+    facts: { serviceId: string | null; caseTypeId: string | null; channel: Channel; language: 'en' | 'es'; priority: Priority },
+    fallbackGroupId: string | null,
+  ) => Promise<RoutingDecision>;
   /** Starts a new case's playbook and SLA clocks (bound late: the case service is built after this one). */
   caseStarted: (tx: Tx, kase: CaseRow) => Promise<void>;
   db: Db;
@@ -215,7 +224,19 @@ export class ConversationService {
     }
     const customFields = service && input.answers ? await this.d.caseTypes.answersFor(p.agencyId, service, input.answers, { partial: true }) : {};
     const caseType = service ? await this.d.caseTypes.get(p.agencyId, service.caseTypeId) : undefined;
-    const groupId = caseType?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(p.agencyId));
+    const fallback = caseType?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(p.agencyId)) ?? null;
+    const route = await this.d.decideRoute(
+      p.agencyId,
+      {
+        serviceId: service?.id ?? null,
+        caseTypeId: caseType?.id ?? null,
+        channel: 'web',
+        language: input.language,
+        priority: caseType?.defaultPriority ?? 'normal',
+      },
+      fallback,
+    );
+    const groupId = route.groupId;
     if (!groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking chats yet', { retryable: false });
 
     let outcome: { conversationId: string; created: boolean; messageId: string | null };
@@ -253,7 +274,7 @@ export class ConversationService {
           constituentId: p.constituentId,
           groupId,
           caseTypeId: caseType?.id ?? null,
-          priority: caseType?.defaultPriority ?? 'normal',
+          priority: route.priority,
           customFields,
         });
         await this.d.caseStarted(tx, kase);
@@ -272,7 +293,7 @@ export class ConversationService {
           kind: 'conversation.started',
           actorKind: 'constituent',
           conversationId: conv.id,
-          data: { channel: 'web', service: about ?? null, offline: input.offline },
+          data: { channel: 'web', service: about ?? null, offline: input.offline, routing: route.explanation },
         });
         let messageId: string | null = null;
         if (input.message) {

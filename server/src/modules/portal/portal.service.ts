@@ -23,7 +23,7 @@ import type { CaseRepository, CaseRow } from '../cases/case.repository.js';
 import type { CaseService } from '../cases/case.service.js';
 import type { ConstituentRepository } from '../constituents/constituent.repository.js';
 import { toMessage } from '../conversations/conversation.mapper.js';
-import type { ConversationService } from '../conversations/conversation.service.js';
+import type { ConversationDeps, ConversationService } from '../conversations/conversation.service.js';
 import type { MessageRepository } from '../messages/message.repository.js';
 import type { MessageService } from '../messages/message.service.js';
 import type { ConstituentPrincipal } from '../principal.js';
@@ -55,6 +55,7 @@ export interface PortalDeps {
   signInsPerIp: Limiter;
   requestsPerIp: Limiter;
   now?: () => Date;
+  decideRoute: ConversationDeps['decideRoute'];
 }
 
 const CODE_TTL_MS = 10 * 60_000;
@@ -244,7 +245,12 @@ export class PortalService {
     const type = await this.d.caseTypes.get(agency.id, service.caseTypeId);
     if (!type) throw invalid('serviceId', 'Choose a service from the list');
     const answers = await this.d.caseTypes.answersFor(agency.id, service, input.answers);
-    const groupId = type.defaultGroupId ?? (await this.d.agencies.defaultGroupId(agency.id)) ?? null;
+    const route = await this.d.decideRoute(
+      agency.id,
+      { serviceId: service.id, caseTypeId: type.id, channel: 'portal', language: input.language, priority: type.defaultPriority },
+      type.defaultGroupId ?? (await this.d.agencies.defaultGroupId(agency.id)) ?? null,
+    );
+    const groupId = route.groupId;
     const title = `Portal request: ${(input.language === 'es' && service.title.es) || service.title.en}`;
 
     const kase = await this.d.db.transaction(async (tx) => {
@@ -263,14 +269,14 @@ export class PortalService {
         constituentId,
         groupId,
         caseTypeId: type.id,
-        priority: type.defaultPriority,
+        priority: route.priority,
         customFields: answers,
       });
       await this.d.cases.addEvent(tx, {
         caseId: row.id,
         kind: 'conversation.started',
         actorKind: 'constituent',
-        data: { via: 'portal', service: service.title.en },
+        data: { via: 'portal', service: service.title.en, routing: route.explanation },
       });
       await this.d.caseService.started(tx, row);
       await this.d.audit.record(

@@ -12,9 +12,12 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
     case 'conversation.started':
       if (d.channel === 'portal') return 'The constituent wrote through the portal';
       if (d.via === 'portal') return `Request made in the portal${d.service ? ` for “${String(d.service)}”` : ''}`;
-      return d.offline
-        ? `Message left on ${channelLabel.web.toLowerCase()} while chat was closed`
-        : `Conversation started on ${channelLabel.web.toLowerCase()}${d.service ? ` about “${String(d.service)}”` : ''}`;
+      return (
+        (d.offline
+          ? `Message left on ${channelLabel.web.toLowerCase()} while chat was closed`
+          : `Conversation started on ${channelLabel.web.toLowerCase()}${d.service ? ` about “${String(d.service)}”` : ''}`) +
+        (d.routing ? ` · ${String(d.routing)}` : '')
+      );
     case 'conversation.assigned': {
       if (d.reason !== 'routed') return `${who} took the conversation`;
       // Routing explains itself: the rule, who was eligible with their load, who got it.
