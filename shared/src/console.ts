@@ -433,5 +433,7 @@ export const Mention = z.object({
   caseReference: z.string(),
   byName: z.string(),
   preview: z.string(),
+  /** A supervisor's note to the agent handling the conversation (a whisper), not an @mention. */
+  whisper: z.boolean().optional(),
 });
 export type Mention = z.infer<typeof Mention>;

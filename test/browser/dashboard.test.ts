@@ -40,10 +40,13 @@ describe('the supervisor dashboard, in Chromium', () => {
 
     // Two constituents arrive: the count rises without a reload.
     const convs = [];
+    const tokens: string[] = [];
     for (const name of ['First Arrival', 'Second Arrival']) {
       const { token } = await h.widgetSession();
+      tokens.push(token);
       convs.push(await h.startConversation(token, { name }));
     }
+    const first = { token: tokens[0]!, conv: convs[0]! };
     await general.locator('dd strong', { hasText: '2' }).waitFor();
     await expect(axeViolations(page)).resolves.toEqual([]);
     await page.screenshot({ path: join(shots, 'console-dashboard.png'), fullPage: true });
@@ -58,6 +61,31 @@ describe('the supervisor dashboard, in Chromium', () => {
     // The supervisor sets an agent away from the dashboard.
     await general.getByLabel('Status of Avery Agent').selectOption('away');
     await page.getByText('Avery Agent is now away.').waitFor();
+
+    // Avery, in her console, hears the supervisor's whisper; the constituent never sees it.
+    const actx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const a = await actx.newPage();
+    await a.goto(`${h.url}/console/login`);
+    await a.getByLabel('Email').fill('agent@demo.gov');
+    await a.getByLabel('Password').fill(DEMO_PASSWORD);
+    await a.getByLabel('Password').press('Enter');
+    await a.getByText('Live', { exact: true }).waitFor();
+    const constituent = await h.constituentSocket(first.token);
+    const heard: string[] = [];
+    constituent.on('message:created', (m) => heard.push(m.body));
+    await page.goto(`${h.url}/console/conversations/${first.conv.id}`);
+    await page.getByRole('heading', { name: 'First Arrival', level: 1 }).waitFor();
+    await page.getByLabel('Internal note (staff only)').fill('Offer the fee waiver form');
+    await page.getByLabel('Internal note (staff only)').press('Enter');
+    await a.getByText('Sam Supervisor whispered in').waitFor();
+    await a.getByText('“Offer the fee waiver form”').waitFor();
+    await a.screenshot({ path: join(shots, 'console-whisper.png') });
+    // Then the supervisor takes the conversation over.
+    await page.getByRole('button', { name: 'Take over' }).click();
+    await page.getByText('You took over this conversation from Avery Agent.').waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    expect(heard).not.toContain('Offer the fee waiver form');
+    await actx.close();
     await ctx.close();
   });
 });

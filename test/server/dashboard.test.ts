@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Dashboard } from '@casebridge/shared';
-import { backends, eventually, staffApi, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+import { backends, collect, eventually, staffApi, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
 
 // The supervisor's dashboard: per-group queues and agents, today's figures, and stepping in.
 describe.each(backends())('the supervisor dashboard on %s', (backend) => {
@@ -69,5 +69,39 @@ describe.each(backends())('the supervisor dashboard on %s', (backend) => {
       async () => ((await as(sam).get('/api/dashboard')).body as Dashboard).groups.find((g) => g.name === 'General')!.agents.find((a) => a.name === 'Avery Agent')!.presence,
       'away',
     );
+  });
+});
+
+describe.each(backends())('a supervisor steps in on %s', (backend) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startTestServer(backend);
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  it('whispers to the agent (never to the constituent), then takes the conversation over', async () => {
+    const [avery, sam] = await Promise.all([h.login('agent@demo.gov'), h.login('supervisor@demo.gov')]);
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Watched' });
+    const agent = await h.staffSocket(avery);
+    const whispers = collect(agent, 'mention:created');
+    const constituent = await h.constituentSocket(token);
+    const heard = collect(constituent, 'message:created');
+    await agent.emitWithAck('conversation:claim', { conversationId: conv.id });
+    const sup = await h.staffSocket(sam);
+    const note = await sup.emitWithAck('message:send', {
+      conversationId: conv.id,
+      clientMessageId: uuid(),
+      body: 'Offer the fee waiver form',
+      visibility: 'internal',
+    });
+    expect(note).toMatchObject({ ok: true });
+    await eventually(() => whispers.map((w) => [w.byName, w.whisper, w.preview]), [['Sam Supervisor', true, 'Offer the fee waiver form']]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(heard.map((m) => m.body)).not.toContain('Offer the fee waiver form');
+
+    // Take over: the conversation is Sam's now, and Avery's load drops.
+    const over = await sup.emitWithAck('conversation:transfer', { conversationId: conv.id, toUserId: sam.me.id, note: 'Taken over' });
+    expect(over).toMatchObject({ ok: true, data: { assigneeName: 'Sam Supervisor', status: 'active' } });
   });
 });

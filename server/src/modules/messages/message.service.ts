@@ -80,7 +80,19 @@ export class MessageService {
         await this.d.constituentReplied(conv.caseId).catch(() => undefined);
       }
       if (p.kind === 'staff' && message.visibility === 'public') await this.d.agentReplied(conv.caseId).catch(() => undefined);
-      if (p.kind === 'staff' && message.visibility === 'internal') void this.notifyMentions(p.userId, p.displayName, conv, message.body);
+      if (p.kind === 'staff' && message.visibility === 'internal') {
+        void this.notifyMentions(p.userId, p.displayName, conv, message.body);
+        // A supervisor's note on a colleague's conversation is a whisper: the agent hears it, the constituent never.
+        if (p.role === 'supervisor' && conv.assigneeId && conv.assigneeId !== p.userId) {
+          this.d.notifier.mentioned([conv.assigneeId], {
+            conversationId: conv.id,
+            caseReference: conv.caseReference,
+            byName: p.displayName,
+            preview: message.body.slice(0, 140),
+            whisper: true,
+          });
+        }
+      }
     }
     return { message, created };
   }
