@@ -36,6 +36,8 @@ import { PortalCodeRepository } from './modules/portal/portal-code.repository.js
 import { portalRoutes } from './modules/portal/portal.routes.js';
 import { PortalService } from './modules/portal/portal.service.js';
 import { agencyRoutes } from './modules/agencies/agency.routes.js';
+import { ReportRepository } from './modules/reports/report.repository.js';
+import { ReportService } from './modules/reports/report.service.js';
 import { DashboardRepository } from './modules/dashboard/dashboard.repository.js';
 import { DashboardService } from './modules/dashboard/dashboard.service.js';
 import { Router } from './modules/routing/router.js';
@@ -356,6 +358,7 @@ export function createApp(o: AppOptions): App {
       presence,
       agencies: repos.agencies,
       dashboard: new DashboardService({ dashboard: new DashboardRepository(db), agencies: repos.agencies, now: clock }),
+      reports: new ReportService({ reports: new ReportRepository(db), agencies: repos.agencies }),
     }),
   );
   api.use(portalRoutes({ portal }));

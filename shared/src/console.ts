@@ -363,6 +363,39 @@ export const Dashboard = z.object({
 });
 export type Dashboard = z.infer<typeof Dashboard>;
 
+/** Reports: a date range (the agency's days, inclusive) and optionally one group. */
+export const ReportQuery = z
+  .object({
+    from: z.iso.date({ message: 'From is a date (YYYY-MM-DD)' }),
+    to: z.iso.date({ message: 'To is a date (YYYY-MM-DD)' }),
+    groupId: Id.optional(),
+    format: z.enum(['json', 'csv']).default('json'),
+  })
+  .refine((q) => q.from <= q.to, { message: 'From must not be after To', path: ['from'] })
+  .refine((q) => Date.parse(q.to) - Date.parse(q.from) <= 366 * 86_400_000, { message: 'At most a year at a time', path: ['to'] });
+export type ReportQuery = z.input<typeof ReportQuery>;
+
+/** One line of a report: a group or an agent over the range. Times in seconds; null when there is no data. */
+export const ReportRow = z.object({
+  kind: z.enum(['group', 'agent']),
+  name: z.string(),
+  conversations: z.number().int(),
+  abandoned: z.number().int(),
+  firstResponseMedian: z.number().int().nullable(),
+  firstResponseP90: z.number().int().nullable(),
+  resolved: z.number().int(),
+  resolutionMedian: z.number().int().nullable(),
+  resolutionP90: z.number().int().nullable(),
+  /** Share of SLA clocks that finished in the range without a breach (0–100). */
+  slaCompliance: z.number().nullable(),
+  satisfaction: z.number().nullable(),
+  ratings: z.number().int(),
+});
+export type ReportRow = z.infer<typeof ReportRow>;
+
+export const Report = z.object({ from: z.string(), to: z.string(), rows: z.array(ReportRow) });
+export type Report = z.infer<typeof Report>;
+
 /** A supervisor changes an agent's status (an agent who walked away still showing available). */
 export const StaffPresenceInput = z.strictObject({ presence: Presence });
 

@@ -85,6 +85,14 @@ describe('the supervisor dashboard, in Chromium', () => {
     await page.getByText('You took over this conversation from Avery Agent.').waitFor();
     await expect(axeViolations(page)).resolves.toEqual([]);
     expect(heard).not.toContain('Offer the fee waiver form');
+
+    // Reports: this week's figures per group and agent, and the CSV link.
+    await page.getByRole('link', { name: 'Reports' }).click();
+    await page.getByRole('heading', { name: 'By group' }).waitFor();
+    await page.getByRole('row', { name: /^General 2 0/ }).waitFor();
+    expect(await page.getByRole('link', { name: 'Download CSV' }).getAttribute('href')).toMatch(/format=csv/);
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.screenshot({ path: join(shots, 'console-reports.png'), fullPage: true });
     await actx.close();
     await ctx.close();
   });

@@ -56,6 +56,34 @@ describe.each(backends())('the supervisor dashboard on %s', (backend) => {
     expect(d.today).toMatchObject({ satisfaction: 4, ratings: 1 });
   });
 
+  it('reports per group and per agent over a date range, as JSON and as CSV', async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    expect((await as(avery).get(`/api/reports?from=${today}&to=${today}`)).status).toBe(403);
+    for (const [query, at] of [
+      ['from=yesterday&to=2026-01-01', ['from']],
+      [`from=${today}&to=2000-01-01`, ['from']],
+      [`from=2020-01-01&to=${today}`, ['to']],
+    ] as const) {
+      const res = await as(sam).get(`/api/reports?${query}`);
+      expect(res.status).toBe(400);
+      expect(res.body.error.issues[0].path).toEqual(at);
+    }
+    expect((await as(sam).get(`/api/reports?from=${today}&to=${today}&groupId=${uuid()}`)).status).toBe(404);
+
+    const report = (await as(sam).get(`/api/reports?from=${today}&to=${today}`)).body as { rows: Record<string, unknown>[] };
+    const general = report.rows.find((r) => r.kind === 'group' && r.name === 'General')!;
+    expect(general).toMatchObject({ conversations: 3, abandoned: 1, satisfaction: 4, ratings: 1 });
+    expect(general.firstResponseMedian).not.toBeNull();
+    expect(report.rows.find((r) => r.kind === 'agent' && r.name === 'Avery Agent')).toMatchObject({ conversations: 1, ratings: 1 });
+
+    const csv = await as(sam).get(`/api/reports?from=${today}&to=${today}&format=csv`);
+    expect(csv.status).toBe(200);
+    expect(csv.headers['content-type']).toMatch(/^text\/csv/);
+    const lines = csv.text.trim().split('\r\n');
+    expect(lines[0]).toMatch(/^Kind,Name,Conversations,Abandoned,First response median/);
+    expect(lines).toContain(lines.find((l) => l.startsWith('group,General,3,1,')));
+  });
+
   it('lets a supervisor change an agent’s status, only within their groups', async () => {
     const staff = (await as(sam).get('/api/staff')).body.staff as { id: string; displayName: string }[];
     const averyId = staff.find((s) => s.displayName === 'Avery Agent')!.id;

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { PresenceInput, StaffPresenceInput } from '@casebridge/shared';
+import { PresenceInput, ReportQuery, StaffPresenceInput } from '@casebridge/shared';
+import type { ReportService } from '../reports/report.service.js';
 import type { DashboardService } from '../dashboard/dashboard.service.js';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
@@ -8,8 +9,26 @@ import type { AgencyRepository } from '../agencies/agency.repository.js';
 import type { PresenceService } from './presence.service.js';
 
 /** Colleagues, groups and presence: what the console needs to show who is there and to transfer work. */
-export function staffRoutes(deps: { presence: PresenceService; agencies: AgencyRepository; dashboard: DashboardService }): Router {
+export function staffRoutes(deps: {
+  presence: PresenceService;
+  agencies: AgencyRepository;
+  dashboard: DashboardService;
+  reports: ReportService;
+}): Router {
   const router = Router();
+
+  router.get('/reports', async (req, res) => {
+    const p = requireStaff(res);
+    const q = parse(ReportQuery, req.query);
+    const report = await deps.reports.report(p, q);
+    if (q.format === 'csv') {
+      res.setHeader('Content-Type', 'text/csv; charset=utf-8');
+      res.setHeader('Content-Disposition', `attachment; filename="casebridge-report-${q.from}-to-${q.to}.csv"`);
+      res.send(deps.reports.csv(report));
+      return;
+    }
+    res.json(report);
+  });
 
   router.get('/dashboard', async (_req, res) => {
     res.json(await deps.dashboard.snapshot(requireStaff(res)));
