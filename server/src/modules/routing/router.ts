@@ -24,7 +24,8 @@ export interface RouterDeps {
 
 /** Who gets the next conversation: the least loaded (then longest without new work), or simply the next in turn. */
 export function rank(mode: RoutingMode, candidates: Candidate[]): Candidate[] {
-  const idle = (c: Candidate) => (c.lastAssignedAt ? new Date(c.lastAssignedAt).getTime() : 0);
+  // Never given work counts as idle longest of all.
+  const idle = (c: Candidate) => (c.lastAssignedAt ? new Date(c.lastAssignedAt).getTime() : Number.NEGATIVE_INFINITY);
   return candidates
     .filter((c) => c.load < c.capacity)
     .sort((a, b) => (mode === 'least_busy' ? a.load - b.load : 0) || idle(a) - idle(b) || a.id.localeCompare(b.id));
