@@ -17,22 +17,41 @@ import {
 // Several servers sharing PostgreSQL and Redis: slower than the single-node tests.
 jest.setTimeout(60_000);
 
-// Two CaseBridge nodes in one process, sharing PostgreSQL and fanning out through Redis.
-describe('two nodes behind PostgreSQL and Redis', () => {
-  let a: Harness;
-  let b: Harness;
-  let drop: () => Promise<void>;
 
+/**
+ * Two nodes on one fresh PostgreSQL database and the shared Redis, set up before and torn down after the
+ * describe block; `extra` nodes started by a test on the same database are closed with them.
+ */
+function twoNodes(opts: { now?: () => Date } = {}) {
+  const nodes = { a: undefined as unknown as Harness, b: undefined as unknown as Harness, dbUrl: '', extra: [] as Harness[] };
+  let drop: (() => Promise<void>) | undefined;
+  const start = () => startTestServer('postgres', { databaseUrl: nodes.dbUrl, redisUrl: process.env.REDIS_URL, now: opts.now });
   beforeAll(async () => {
     const db = await createTestDatabase();
     drop = db.drop;
-    a = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
-    b = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
+    nodes.dbUrl = db.url;
+    nodes.a = await start();
+    nodes.b = await start();
   }, 60_000);
   afterAll(async () => {
-    await a?.close();
-    await b?.close();
+    for (const n of [nodes.a, nodes.b, ...nodes.extra]) await n?.close();
     await drop?.();
+  });
+  const startAnother = async () => {
+    const n = await start();
+    nodes.extra.push(n);
+    return n;
+  };
+  return { nodes, startAnother };
+}
+
+// Two CaseBridge nodes in one process, sharing PostgreSQL and fanning out through Redis.
+describe('two nodes behind PostgreSQL and Redis', () => {
+  const { nodes } = twoNodes();
+  let a: Harness;
+  let b: Harness;
+  beforeAll(() => {
+    ({ a, b } = nodes);
   });
 
   it('both nodes report redis fan-out and PostgreSQL', async () => {
@@ -105,26 +124,12 @@ describe('two nodes behind PostgreSQL and Redis', () => {
 
 // SLA alerts are claimed in the database: however many nodes tick at once, and across a restart, each fires once.
 describe('SLA timers on several nodes', () => {
+  let now = new Date('2026-12-23T22:00:00Z');
+  const { nodes, startAnother } = twoNodes({ now: () => now });
   let a: Harness;
   let b: Harness;
-  let c: Harness | undefined;
-  let dbUrl: string;
-  let drop: () => Promise<void>;
-  let now = new Date('2026-12-23T22:00:00Z');
-  const clock = () => now;
-
-  beforeAll(async () => {
-    const db = await createTestDatabase();
-    drop = db.drop;
-    dbUrl = db.url;
-    a = await startTestServer('postgres', { databaseUrl: dbUrl, redisUrl: process.env.REDIS_URL, now: clock });
-    b = await startTestServer('postgres', { databaseUrl: dbUrl, redisUrl: process.env.REDIS_URL, now: clock });
-  }, 60_000);
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await c?.close();
-    await drop?.();
+  beforeAll(() => {
+    ({ a, b } = nodes);
   });
 
   const tick = (h: Harness) => (h.server.app.services.timers as { tick(): Promise<{ alerts: number }> }).tick();
@@ -153,7 +158,7 @@ describe('SLA timers on several nodes', () => {
     await a.close();
     expect(supSocket.connected).toBe(true);
     now = new Date('2026-12-23T23:30:00Z');
-    c = await startTestServer('postgres', { databaseUrl: dbUrl, redisUrl: process.env.REDIS_URL, now: clock });
+    const c = await startAnother();
     const [fromC, fromB] = await Promise.all([tick(c), tick(b)]);
     expect(fromC.alerts + fromB.alerts).toBe(1);
     expect(await slaEvents()).toEqual(['sla.warning', 'sla.breached']);
@@ -165,20 +170,11 @@ describe('SLA timers on several nodes', () => {
 
 // Automatic assignment on two nodes at once against one PostgreSQL: never two owners, never past capacity.
 describe('routing on several nodes', () => {
+  const { nodes } = twoNodes();
   let a: Harness;
   let b: Harness;
-  let drop: () => Promise<void>;
-
-  beforeAll(async () => {
-    const db = await createTestDatabase();
-    drop = db.drop;
-    a = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
-    b = await startTestServer('postgres', { databaseUrl: db.url, redisUrl: process.env.REDIS_URL });
-  }, 60_000);
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await drop?.();
+  beforeAll(() => {
+    ({ a, b } = nodes);
   });
 
   it('racing arrivals and dispatches on both nodes give each agent exactly their capacity', async () => {
