@@ -294,6 +294,7 @@ export function createApp(o: AppOptions): App {
     offlineGraceMs: o.presenceGraceMs ?? 5_000,
     becameAvailable: (userId) => routeSoon((r) => r.agentFreed(userId)),
     wentOffline: (userId) => routeSoon((r) => r.agentWentOffline(userId)),
+    audit: repos.audit,
   });
   router = new Router({
     db,

@@ -396,6 +396,12 @@ export type ReportRow = z.infer<typeof ReportRow>;
 export const Report = z.object({ from: z.string(), to: z.string(), rows: z.array(ReportRow) });
 export type Report = z.infer<typeof Report>;
 
+/** How much an agent takes at once: written conversations, and calls. */
+export const StaffCapacityInput = z.strictObject({
+  capacity: z.number().int().min(0).max(50),
+  voiceCapacity: z.number().int().min(0).max(5).optional(),
+});
+
 /** A supervisor changes an agent's status (an agent who walked away still showing available). */
 export const StaffPresenceInput = z.strictObject({ presence: Presence });
 

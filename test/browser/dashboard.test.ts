@@ -56,7 +56,12 @@ describe('the supervisor dashboard, in Chromium', () => {
     const sock = await h.staffSocket(avery);
     await sock.emitWithAck('conversation:claim', { conversationId: convs[0]!.id });
     await general.locator('dd strong', { hasText: '1' }).waitFor();
-    await general.getByRole('row', { name: /Avery Agent/ }).getByText('1 of 3').waitFor();
+    await general.getByRole('row', { name: /Avery Agent/ }).getByText('1 of').waitFor();
+    expect(await general.getByLabel('Capacity of Avery Agent').inputValue()).toBe('3');
+    // The supervisor gives Avery room for one more at once.
+    await general.getByLabel('Capacity of Avery Agent').fill('4');
+    await general.getByLabel('Capacity of Avery Agent').press('Enter');
+    await page.getByText('Avery Agent now takes up to 4 conversations at once.').waitFor();
 
     // The supervisor sets an agent away from the dashboard.
     await general.getByLabel('Status of Avery Agent').selectOption('away');

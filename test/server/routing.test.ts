@@ -93,6 +93,17 @@ describe.each(backends())('routing within a group on %s', (backend) => {
     await as(avery).put('/api/me/presence', { presence: 'available' }).expect(200);
     await eventually(async () => (await as(sam).get(`/api/conversations/${waiting[1]}`)).body.assigneeName, 'Avery Agent');
     expect(await loads()).toEqual({ avery: 2, jordan: 2, sam: 1, queued: 0 });
+
+    // Capacity is the supervisor's to set (agents cannot), checked; more room takes waiting work at once.
+    const staff = (await as(sam).get('/api/staff')).body.staff as { id: string; displayName: string }[];
+    const jordanId = staff.find((s) => s.displayName === 'Jordan Agent')!.id;
+    expect((await as(avery).put(`/api/staff/${jordanId}/capacity`, { capacity: 5 })).status).toBe(403);
+    const bad = await as(sam).put(`/api/staff/${jordanId}/capacity`, { capacity: 99 });
+    expect(bad.body.error.issues[0].path).toEqual(['capacity']);
+    await arrive('Caller 8');
+    await eventually(async () => (await loads()).queued, 1);
+    await as(sam).put(`/api/staff/${jordanId}/capacity`, { capacity: 3, voiceCapacity: 1 }).expect(204);
+    await eventually(loads, { avery: 2, jordan: 3, sam: 1, queued: 0 });
   });
 });
 

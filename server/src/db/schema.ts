@@ -49,8 +49,10 @@ export const users = pgTable(
     passwordHash: text('password_hash').notNull(),
     /** Set by the staff member; shown to colleagues. Nobody is offered new work while away or offline. */
     presence: text('presence', { enum: ['available', 'away', 'offline'] }).notNull().default('offline'),
-    /** Most conversations they take at once. */
+    /** Most written conversations (web chat, SMS, portal) they take at once. */
     capacity: integer('capacity').notNull().default(3),
+    /** Most calls at once (a person takes one call at a time unless told otherwise). */
+    voiceCapacity: integer('voice_capacity').notNull().default(1),
     disabledAt: ts('disabled_at'),
     createdAt: createdAt(),
   },
@@ -59,6 +61,7 @@ export const users = pgTable(
     check('users_role_ck', sql`${t.role} in ('admin','supervisor','agent')`),
     check('users_presence_ck', sql`${t.presence} in ('available','away','offline')`),
     check('users_capacity_ck', sql`${t.capacity} between 0 and 50`),
+    check('users_voice_capacity_ck', sql`${t.voiceCapacity} between 0 and 5`),
   ],
 );
 

@@ -4,7 +4,7 @@ import type { Notifier } from '../../realtime/notifier.js';
 import type { CaseRepository } from '../cases/case.repository.js';
 import { toSummary } from '../conversations/conversation.mapper.js';
 import type { ConversationRepository } from '../conversations/conversation.repository.js';
-import type { Candidate, RoutingMode, RoutingRepository } from './routing.repository.js';
+import { kindOf, type Candidate, type RoutingMode, type RoutingRepository } from './routing.repository.js';
 
 export interface RouterDeps {
   now: () => Date;
@@ -137,11 +137,12 @@ export class Router {
     return this.d.db.transaction(async (tx): Promise<Step> => {
       const conv = await this.d.routing.lockNextQueued(tx, groupId);
       if (!conv) return { kind: 'empty' };
-      const candidates = await this.d.routing.candidates(tx, groupId);
+      const kind = kindOf(conv.channel);
+      const candidates = await this.d.routing.candidates(tx, groupId, kind);
       const chosen = rank(mode, candidates)[0];
       if (!chosen) return { kind: 'full' };
       // The load read above may be stale by now: count again under the agent's lock.
-      const locked = await this.d.routing.lockAgentLoad(tx, chosen.id);
+      const locked = await this.d.routing.lockAgentLoad(tx, chosen.id, kind);
       if (!locked || !locked.available || locked.load >= locked.capacity) return { kind: 'retry' };
       const row = await this.d.conversations.claim(conv.id, chosen.id, tx, 'routing');
       if (!row) return { kind: 'retry' };
@@ -156,6 +157,7 @@ export class Router {
           reason: 'routed',
           mode,
           group: groupName,
+          kind,
           chosen: { name: chosen.name, load: locked.load, capacity: locked.capacity },
           eligible: candidates.map((c) => ({ name: c.name, load: c.load, capacity: c.capacity })),
         },

@@ -4,6 +4,11 @@ import { conversations, groupMemberships, groups, users } from '../../db/schema.
 
 export type RoutingMode = (typeof groups.$inferSelect)['routing'];
 
+/** Calls and written conversations have separate capacities: a person on a call can still answer chats. */
+export type WorkKind = 'voice' | 'messaging';
+export const kindOf = (channel: string): WorkKind => (channel === 'voice' ? 'voice' : 'messaging');
+const sameKind = (kind: WorkKind) => (kind === 'voice' ? sql`c.channel = 'voice'` : sql`c.channel <> 'voice'`);
+
 /** An agent who could take work in a group now, with their load. */
 export interface Candidate {
   id: string;
@@ -42,9 +47,9 @@ export class RoutingRepository {
    * The first conversation in line, locked for this transaction; one another node is routing is skipped, so
    * two nodes never route the same conversation.
    */
-  async lockNextQueued(tx: Tx, groupId: string): Promise<{ id: string; caseId: string; createdAt: string } | undefined> {
+  async lockNextQueued(tx: Tx, groupId: string): Promise<{ id: string; caseId: string; channel: string; createdAt: string } | undefined> {
     const [row] = await tx
-      .select({ id: conversations.id, caseId: conversations.caseId, createdAt: conversations.createdAt })
+      .select({ id: conversations.id, caseId: conversations.caseId, channel: conversations.channel, createdAt: conversations.createdAt })
       .from(conversations)
       .where(and(eq(conversations.groupId, groupId), eq(conversations.status, 'queued')))
       .orderBy(asc(conversations.createdAt), asc(conversations.id))
@@ -54,13 +59,13 @@ export class RoutingRepository {
   }
 
   /** Members of the group who are available and not disabled (admins do not take work), with their load. */
-  async candidates(tx: Tx, groupId: string): Promise<Candidate[]> {
+  async candidates(tx: Tx, groupId: string, kind: WorkKind): Promise<Candidate[]> {
     const rows = await tx
       .select({
         id: users.id,
         name: users.displayName,
-        capacity: users.capacity,
-        load: sql<number>`(select count(*)::int from ${conversations} c where c.assignee_id = ${users.id} and c.status = 'active')`,
+        capacity: kind === 'voice' ? users.voiceCapacity : users.capacity,
+        load: sql<number>`(select count(*)::int from ${conversations} c where c.assignee_id = ${users.id} and c.status = 'active' and ${sameKind(kind)})`,
         lastAssignedAt: sql<string | null>`(select max(c.claimed_at) from ${conversations} c where c.assignee_id = ${users.id})`,
       })
       .from(users)
@@ -81,17 +86,18 @@ export class RoutingRepository {
    * Locks one agent's row and reads their load and presence again under the lock: while this transaction
    * lasts, no other assignment to them can commit, so their capacity cannot be exceeded.
    */
-  async lockAgentLoad(tx: Tx, userId: string): Promise<{ load: number; capacity: number; available: boolean } | undefined> {
+  async lockAgentLoad(tx: Tx, userId: string, kind: WorkKind): Promise<{ load: number; capacity: number; available: boolean } | undefined> {
     const [u] = await tx
-      .select({ capacity: users.capacity, presence: users.presence, disabledAt: users.disabledAt })
+      .select({ capacity: users.capacity, voiceCapacity: users.voiceCapacity, presence: users.presence, disabledAt: users.disabledAt })
       .from(users)
       .where(eq(users.id, userId))
       .for('update');
     if (!u) return undefined;
     const [c] = await tx
       .select({ n: sql<number>`count(*)::int` })
-      .from(conversations)
-      .where(and(eq(conversations.assigneeId, userId), eq(conversations.status, 'active')));
-    return { load: Number(c?.n ?? 0), capacity: u.capacity, available: u.presence === 'available' && !u.disabledAt };
+      .from(sql`${conversations} c`)
+      .where(sql`c.assignee_id = ${userId} and c.status = 'active' and ${sameKind(kind)}`);
+    const capacity = kind === 'voice' ? u.voiceCapacity : u.capacity;
+    return { load: Number(c?.n ?? 0), capacity, available: u.presence === 'available' && !u.disabledAt };
   }
 }

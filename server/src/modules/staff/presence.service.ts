@@ -1,5 +1,6 @@
 import type { Presence, PresenceChanged, StaffMember } from '@casebridge/shared';
 import { AppError } from '../../errors.js';
+import type { AuditRepository } from '../audit/audit.repository.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { ConversationRepository } from '../conversations/conversation.repository.js';
 import type { StaffPrincipal } from '../principal.js';
@@ -17,6 +18,7 @@ export interface PresenceDeps {
   becameAvailable?: (userId: string) => void;
   /** Someone went offline: what they never answered goes back to the queue. */
   wentOffline?: (userId: string) => void;
+  audit?: AuditRepository;
 }
 
 /**
@@ -73,12 +75,35 @@ export class PresenceService {
    * A supervisor changes a colleague's status (someone left their desk showing available). Only for agents of
    * the supervisor's own groups; admins for anyone. Anyone else: not found.
    */
-  async setFor(p: StaffPrincipal, userId: string, presence: Presence): Promise<PresenceChanged> {
-    if (p.role === 'agent') throw new AppError('FORBIDDEN', "Only supervisors change a colleague's status");
+  /** A colleague a supervisor manages: in one of their groups (admins: anyone). Anyone else is not found. */
+  private async managed(p: StaffPrincipal, userId: string) {
+    if (p.role === 'agent') throw new AppError('FORBIDDEN', 'Only supervisors manage colleagues');
     const staff = await this.d.users.listStaff(p.agencyId);
     const target = staff.find((u) => u.id === userId);
     const inMyGroups = target && (p.role === 'admin' || target.groupIds.some((g) => p.groupIds.includes(g)));
     if (!target || !inMyGroups) throw new AppError('NOT_FOUND', 'Colleague not found');
+    return target;
+  }
+
+  /** More room means routing may hand them waiting work at once. */
+  async setCapacity(p: StaffPrincipal, userId: string, input: { capacity: number; voiceCapacity?: number }): Promise<void> {
+    await this.managed(p, userId);
+    await this.d.users.setCapacity(userId, input);
+    await this.d.audit?.record({
+      agencyId: p.agencyId,
+      actorKind: 'staff',
+      actorId: p.userId,
+      action: 'staff.capacity_update',
+      objectType: 'user',
+      objectId: userId,
+      outcome: 'success',
+      detail: input,
+    });
+    this.d.becameAvailable?.(userId);
+  }
+
+  async setFor(p: StaffPrincipal, userId: string, presence: Presence): Promise<PresenceChanged> {
+    await this.managed(p, userId);
     await this.d.users.setPresence(userId, presence);
     const change = { userId, presence };
     this.d.notifier.presenceChanged(p.agencyId, change);

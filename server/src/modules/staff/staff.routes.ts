@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { PresenceInput, ReportQuery, StaffPresenceInput } from '@casebridge/shared';
+import { PresenceInput, ReportQuery, StaffCapacityInput, StaffPresenceInput } from '@casebridge/shared';
 import type { ReportService } from '../reports/report.service.js';
 import type { DashboardService } from '../dashboard/dashboard.service.js';
 import { parse } from '../../http/parse.js';
@@ -32,6 +32,13 @@ export function staffRoutes(deps: {
 
   router.get('/dashboard', async (_req, res) => {
     res.json(await deps.dashboard.snapshot(requireStaff(res)));
+  });
+
+  router.put('/staff/:userId/capacity', async (req, res) => {
+    const p = requireStaff(res);
+    const { userId } = parse(z.object({ userId: z.uuid() }), req.params);
+    await deps.presence.setCapacity(p, userId, parse(StaffCapacityInput, req.body));
+    res.status(204).end();
   });
 
   router.put('/staff/:userId/presence', async (req, res) => {

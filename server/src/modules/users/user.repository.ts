@@ -67,6 +67,10 @@ export class UserRepository {
   }
 
   /** The agency's active staff with the groups they belong to. */
+  async setCapacity(userId: string, input: { capacity: number; voiceCapacity?: number }): Promise<void> {
+    await this.db.update(users).set(input).where(eq(users.id, userId));
+  }
+
   async listStaff(agencyId: string) {
     const rows = await this.db
       .select({
