@@ -210,7 +210,7 @@ describe('the agent console, live with the widget, in Chromium', () => {
     // The notice is hidden while empty; include it so an answer not yet arrived reads as '' instead of waiting.
     const said = (p: Page) =>
       p.getByRole('navigation', { name: 'Inbox' }).getByRole('status', { includeHidden: true }).first().textContent();
-    await eventually(async () => Boolean((await said(avery.page)) && (await said(jordan.page))), true, 10_000);
+    await eventually(async () => Boolean((await said(avery.page)) && (await said(jordan.page))), true, 25_000);
     const outcomes = [await said(avery.page), await said(jordan.page)];
     const averyWon = outcomes[0] === 'You took the conversation with Race Resident.';
     expect(outcomes.sort()).toEqual(

@@ -128,6 +128,17 @@ describe.each(backends())('a supervisor steps in on %s', (backend) => {
     await new Promise((r) => setTimeout(r, 200));
     expect(heard.map((m) => m.body)).not.toContain('Offer the fee waiver form');
 
+    // A colleague who is not handling it cannot reply in public; the supervisor joins, and then can.
+    const jordan = await h.staffSocket(await h.login('agent2@demo.gov'));
+    const sneak = await jordan.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'Hi from Jordan' });
+    expect(sneak).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect((await staffApi(h, avery).post(`/api/conversations/${conv.id}/join`)).status).toBe(403);
+    await staffApi(h, sam).post(`/api/conversations/${conv.id}/join`).expect(200);
+    await eventually(() => heard.map((m) => m.body).includes('Sam Supervisor (supervisor) joined the conversation.'), true);
+    const joined = await sup.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'I can help with the waiver' });
+    expect(joined).toMatchObject({ ok: true });
+    await eventually(() => heard.map((m) => m.body).includes('I can help with the waiver'), true);
+
     // Take over: the conversation is Sam's now, and Avery's load drops.
     const over = await sup.emitWithAck('conversation:transfer', { conversationId: conv.id, toUserId: sam.me.id, note: 'Taken over' });
     expect(over).toMatchObject({ ok: true, data: { assigneeName: 'Sam Supervisor', status: 'active' } });

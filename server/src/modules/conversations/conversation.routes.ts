@@ -81,6 +81,12 @@ export function conversationRoutes(deps: { conversations: ConversationService; m
     res.json(await deps.conversations.moveToCase(p, conversationId, reference));
   });
 
+  router.post('/conversations/:conversationId/join', async (req, res) => {
+    const p = requireStaff(res);
+    const { conversationId } = parse(Params, req.params);
+    res.json(await deps.conversations.join(p, conversationId));
+  });
+
   router.post('/conversations/:conversationId/end', async (req, res) => {
     const p = requirePrincipal(res);
     const { conversationId } = parse(Params, req.params);

@@ -454,6 +454,36 @@ export class ConversationService {
     return view;
   }
 
+  /**
+   * A supervisor joins a colleague's live conversation: they may then reply too. The constituent is told a
+   * supervisor joined, and the timeline records it.
+   */
+  async join(p: StaffPrincipal, id: string): Promise<ConversationSummary> {
+    const conv = await this.get(p, id);
+    if (p.role !== 'supervisor') throw new AppError('FORBIDDEN', 'Only supervisors join colleagues’ conversations');
+    if (conv.status !== 'active') throw new AppError('CONFLICT', 'Only a conversation in progress can be joined');
+    if (conv.assigneeId === p.userId) throw new AppError('CONFLICT', 'This conversation is already yours');
+    const { message } = await this.d.db.transaction(async (tx) => {
+      await this.d.cases.addEvent(tx, {
+        caseId: conv.caseId,
+        kind: 'conversation.joined',
+        actorKind: 'agent',
+        actorUserId: p.userId,
+        conversationId: id,
+      });
+      await this.d.audit.record(
+        { agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, action: 'conversation.join', objectType: 'conversation', objectId: id, outcome: 'success' },
+        tx,
+      );
+      return this.d.messages.append(
+        { conversationId: id, clientMessageId: null, authorKind: 'system', visibility: 'public', body: `${p.displayName} (supervisor) joined the conversation.`, channel: conv.channel },
+        tx,
+      );
+    });
+    this.d.notifier.messageCreated(toMessage(message), conv);
+    return toSummary((await this.d.conversations.findView(id))!);
+  }
+
   /** Staff take a queued conversation. Exactly one of two racing agents wins; the other gets CONFLICT. */
   async claim(p: StaffPrincipal, id: string): Promise<ConversationSummary> {
     const conv = await this.get(p, id);

@@ -48,6 +48,11 @@ export class MessageService {
       );
     } else {
       assertStaffCanAct(p, conv);
+      // The constituent hears from the agent handling the conversation, or a supervisor who stepped in; other
+      // colleagues add internal notes.
+      if (input.visibility === 'public' && conv.assigneeId !== p.userId && p.role !== 'supervisor') {
+        throw new AppError('FORBIDDEN', conv.assigneeId ? 'A colleague is handling this conversation: add an internal note instead' : 'Take this conversation to reply');
+      }
     }
     // Notes may still be added to an ended conversation (wrap-up); public replies may not.
     if (conv.status === 'ended' && input.visibility === 'public') {

@@ -42,9 +42,17 @@ export class OpenConversation extends CaseActions {
     return this.messages.at(-1)?.seq ?? 0;
   }
 
+  /** A supervisor who joined this conversation replies too. */
+  joined = $state(false);
+
   get canReply(): boolean {
     const s = this.summary;
-    return Boolean(s && this.session.canWork && s.status === 'active' && s.assigneeId === this.session.me?.id);
+    return Boolean(s && this.session.canWork && s.status === 'active' && (s.assigneeId === this.session.me?.id || this.joined));
+  }
+
+  async join(): Promise<void> {
+    this.summary = await api<ConversationSummary>(`/api/conversations/${this.id}/join`, { method: 'POST' });
+    this.joined = true;
   }
 
   async open(): Promise<void> {

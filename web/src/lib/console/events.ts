@@ -27,6 +27,12 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       const loads = eligible.map((e) => `${e.name} ${e.load}/${e.capacity}`).join(', ');
       return `Routed to ${chosen?.name ?? 'an agent'} in ${String(d.group)} (${mode}; available then: ${loads || 'none'})`;
     }
+    case 'conversation.joined':
+      return `${who} joined the conversation`;
+    case 'conversation.returned':
+      return d.reason === 'agent_offline'
+        ? `${who} went offline before answering: back in the queue, keeping its place`
+        : `${who} did not answer in time: back in the queue, keeping its place`;
     case 'conversation.ended':
       return `${who} ended the conversation`;
     case 'conversation.rated':
