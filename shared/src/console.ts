@@ -270,6 +270,8 @@ export const RoutingConditions = z.strictObject({
   channels: z.array(Channel).optional(),
   languages: z.array(z.enum(['en', 'es'])).optional(),
   priorities: z.array(Priority).optional(),
+  /** Constituent attribute: true matches people who have had a case with the agency before, false first-timers. */
+  returning: z.boolean().optional(),
 });
 export type RoutingConditions = z.infer<typeof RoutingConditions>;
 
@@ -302,6 +304,8 @@ export const RoutingFacts = z.strictObject({
   channel: Channel.default('web'),
   language: z.enum(['en', 'es']).default('en'),
   priority: Priority.default('normal'),
+  /** Has this constituent had a case with the agency before? */
+  returning: z.boolean().default(false),
 });
 export type RoutingFacts = z.input<typeof RoutingFacts>;
 

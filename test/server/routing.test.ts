@@ -198,6 +198,7 @@ describe.each(backends())('routing rules on %s', (backend) => {
     const rules = [
       { name: 'Spanish speakers', conditions: { languages: ['es'], channels: ['web'] }, groupId: benefits.id, priority: 'high' },
       { name: 'Potholes to Permits', conditions: { serviceIds: [pothole.id] }, groupId: permits.id },
+      { name: 'Returning to Permits', conditions: { returning: true, channels: ['web'] }, groupId: permits.id },
     ];
     expect((await as(avery).get('/api/admin/routing-rules')).status).toBe(403);
     expect((await as(sam).put('/api/admin/routing-rules', { rules })).status).toBe(403);
@@ -214,7 +215,7 @@ describe.each(backends())('routing rules on %s', (backend) => {
     expect((await as(admin).get('/api/admin/routing-rules')).body.rules).toEqual([]);
     const saved = await as(admin).put('/api/admin/routing-rules', { rules });
     expect(saved.status).toBe(200);
-    expect(saved.body.rules.map((r: { name: string }) => r.name)).toEqual(['Spanish speakers', 'Potholes to Permits']);
+    expect(saved.body.rules.map((r: { name: string }) => r.name)).toEqual(['Spanish speakers', 'Potholes to Permits', 'Returning to Permits']);
 
     // The preview answers "where would this go?" — the first matching rule wins.
     const preview = async (facts: object) => (await as(sam).post('/api/admin/routing-rules/test', facts)).body;
@@ -233,5 +234,13 @@ describe.each(backends())('routing rules on %s', (backend) => {
     expect(view).toMatchObject({ groupName: 'Benefits', priority: 'high' });
     const started = ((await as(sam).get(`/api/cases/${view.caseId}`)).body as CaseDetail).events.find((e) => e.kind === 'conversation.started')!;
     expect(started.data.routing).toBe('Rule “Spanish speakers” sent it to Benefits');
+
+    // The same person comes back in English: a returning constituent, routed by that attribute.
+    await h.http.post(`/api/conversations/${es.id}/end`).set('Authorization', `Bearer ${token}`).expect(200);
+    const again = await h.startConversation(token, { name: 'Hablante', language: 'en' });
+    expect(((await as(sam).get(`/api/conversations/${again.id}`)).body as ConversationSummary).groupName).toBe('Permits');
+    const { token: fresh } = await h.widgetSession();
+    const newcomer = await h.startConversation(fresh, { name: 'Newcomer' });
+    expect(((await as(sam).get(`/api/conversations/${newcomer.id}`)).body as ConversationSummary).groupName).toBe('General');
   });
 });

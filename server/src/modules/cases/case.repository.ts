@@ -86,6 +86,16 @@ export class CaseRepository {
       .where(eq(cases.id, caseId));
   }
 
+  /** Has this constituent had any case with the agency (a returning constituent, for routing)? */
+  async hasCases(agencyId: string, constituentId: string): Promise<boolean> {
+    const [row] = await this.db
+      .select({ id: cases.id })
+      .from(cases)
+      .where(and(eq(cases.agencyId, agencyId), eq(cases.constituentId, constituentId)))
+      .limit(1);
+    return Boolean(row);
+  }
+
   /** Work given back to the queue is nobody's until someone takes it again. */
   async unassign(tx: Tx, caseId: string, fromUserId: string): Promise<void> {
     await tx

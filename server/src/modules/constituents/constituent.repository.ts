@@ -21,6 +21,15 @@ export class ConstituentRepository {
     return s!;
   }
 
+  /** Does someone with this email already have a case with the agency (for routing returning constituents)? */
+  async hasCasesByEmail(agencyId: string, email: string): Promise<boolean> {
+    const rows = await this.db.execute(sql`
+      select 1 from cases k join constituents c on c.id = k.constituent_id
+      where k.agency_id = ${agencyId} and lower(c.email) = lower(${email}) limit 1`);
+    const r = rows as unknown as { rows?: unknown[] } | unknown[];
+    return (Array.isArray(r) ? r : (r.rows ?? [])).length > 0;
+  }
+
   async findWidgetSession(id: string): Promise<WidgetSessionRow | undefined> {
     const [row] = await this.db.select().from(widgetSessions).where(eq(widgetSessions.id, id));
     return row;

@@ -45,7 +45,7 @@ export interface ConversationDeps {
   /** Which group (and priority) new work goes to, by the agency's routing rules. */
   decideRoute: (
     agencyId: string,
-    facts: { serviceId: string | null; caseTypeId: string | null; channel: Channel; language: 'en' | 'es'; priority: Priority },
+    facts: { serviceId: string | null; caseTypeId: string | null; channel: Channel; language: 'en' | 'es'; priority: Priority; returning: boolean },
     fallbackGroupId: string | null,
   ) => Promise<RoutingDecision>;
   /** Starts a new case's playbook and SLA clocks (bound late: the case service is built after this one). */
@@ -233,6 +233,7 @@ export class ConversationService {
         channel: 'web',
         language: input.language,
         priority: caseType?.defaultPriority ?? 'normal',
+        returning: await this.d.cases.hasCases(p.agencyId, p.constituentId),
       },
       fallback,
     );

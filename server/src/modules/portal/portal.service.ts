@@ -247,7 +247,14 @@ export class PortalService {
     const answers = await this.d.caseTypes.answersFor(agency.id, service, input.answers);
     const route = await this.d.decideRoute(
       agency.id,
-      { serviceId: service.id, caseTypeId: type.id, channel: 'portal', language: input.language, priority: type.defaultPriority },
+      {
+        serviceId: service.id,
+        caseTypeId: type.id,
+        channel: 'portal',
+        language: input.language,
+        priority: type.defaultPriority,
+        returning: await this.d.constituents.hasCasesByEmail(agency.id, input.email),
+      },
       type.defaultGroupId ?? (await this.d.agencies.defaultGroupId(agency.id)) ?? null,
     );
     const groupId = route.groupId;

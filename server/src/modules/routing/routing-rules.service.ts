@@ -25,7 +25,8 @@ export function matches(c: RoutingConditions, f: Facts): boolean {
     holds(c.caseTypeIds, f.caseTypeId) &&
     holds(c.channels, f.channel) &&
     holds(c.languages, f.language) &&
-    holds(c.priorities, f.priority)
+    holds(c.priorities, f.priority) &&
+    (c.returning === undefined || c.returning === f.returning)
   );
 }
 
