@@ -41,6 +41,9 @@ import { ReportService } from './modules/reports/report.service.js';
 import { DashboardRepository } from './modules/dashboard/dashboard.repository.js';
 import { DashboardService } from './modules/dashboard/dashboard.service.js';
 import { Router } from './modules/routing/router.js';
+import { SecretBox } from './lib/secret-box.js';
+import { TwilioSettingsService } from './modules/twilio/twilio-settings.service.js';
+import { twilioApiRoutes, twilioWebhookRoutes } from './modules/twilio/twilio.routes.js';
 import { RoutingRulesService } from './modules/routing/routing-rules.service.js';
 import { routingRoutes } from './modules/routing/routing.routes.js';
 import { RoutingRepository } from './modules/routing/routing.repository.js';
@@ -196,8 +199,10 @@ export function createApp(o: AppOptions): App {
     if (router) void fn(router).catch((err: unknown) => o.logger.warn({ err }, 'routing failed; the timers retry'));
   };
   const routingRules = new RoutingRulesService({ db, audit: repos.audit });
+  const twilioSettings = new TwilioSettingsService({ db, box: new SecretBox(o.sessionSecret, 'twilio'), audit: repos.audit });
   const conversations = new ConversationService({
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
+    constituentReplied: (caseId): Promise<void> => cases.constituentReplied(caseId),
     routing: {
       queueChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)),
       agentFreed: (userId) => routeSoon((r) => r.agentFreed(userId)),
@@ -363,6 +368,7 @@ export function createApp(o: AppOptions): App {
     }),
   );
   api.use(portalRoutes({ portal }));
+  api.use(twilioApiRoutes({ settings: twilioSettings }));
   api.use(routingRoutes({ rules: routingRules, caseTypes, agencies: repos.agencies }));
   api.use(
     agencyRoutes({
@@ -373,6 +379,7 @@ export function createApp(o: AppOptions): App {
   );
   api.use(notFoundApi);
   app.use('/api', api);
+  app.use(twilioWebhookRoutes({ settings: twilioSettings, conversations, audit: repos.audit, logger: o.logger }));
   app.use(placeholderRoutes());
   if (o.staticDirs) {
     app.use(

@@ -480,3 +480,28 @@ export const Mention = z.object({
   whisper: z.boolean().optional(),
 });
 export type Mention = z.infer<typeof Mention>;
+
+// ---- Twilio ---------------------------------------------------------------------------------------
+
+const E164 = z.string().trim().regex(/^\+[1-9]\d{6,14}$/, 'Phone numbers are in E.164 form, like +15551234567');
+
+/** An agency's Twilio settings as an admin writes them; leave authToken out to keep the stored one. */
+export const TwilioSettingsInput = z.strictObject({
+  accountSid: z.string().trim().regex(/^AC[0-9a-fA-F]{32}$/, 'An account SID starts with AC and has 32 hex digits'),
+  authToken: z.string().trim().regex(/^[0-9a-fA-F]{32}$/, 'An auth token has 32 hex digits').optional(),
+  publicBaseUrl: z.url({ protocol: /^https?$/, message: 'The public URL Twilio calls, like https://cases.example.gov' }),
+  numbers: z.array(E164).min(1, 'Add the phone number Twilio sends to').max(20),
+});
+export type TwilioSettingsInput = z.input<typeof TwilioSettingsInput>;
+
+/** What the console shows: never the auth token, only whether one is stored. */
+export const TwilioSettings = z.object({
+  configured: z.boolean(),
+  accountSid: z.string().nullable(),
+  hasAuthToken: z.boolean(),
+  publicBaseUrl: z.string().nullable(),
+  numbers: z.array(z.string()),
+  /** What is missing for SMS to work, in words. */
+  missing: z.array(z.string()),
+});
+export type TwilioSettings = z.infer<typeof TwilioSettings>;

@@ -214,6 +214,22 @@ describe('console and portal in Chromium', () => {
       .send({ routing: 'manual' })
       .expect(200);
     await h.http.put('/api/admin/routing-rules').set('Cookie', admin.cookie).set('x-csrf-token', admin.csrf).send({ rules: [] }).expect(200);
+
+    // Phone and SMS: the page says what is missing, checks each value, and never shows the token back.
+    await page.getByRole('link', { name: 'Phone' }).click();
+    await page.getByText(/SMS is off\. Missing: the account SID, the auth token/).waitFor();
+    await page.getByLabel('Account SID').fill('AC123');
+    await page.getByLabel(/^Auth token/).fill('f0'.repeat(16));
+    await page.getByLabel('Phone numbers (E.164, comma separated)').fill('+15550001111');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('An account SID starts with AC and has 32 hex digits', { exact: true }).waitFor();
+    await page.getByRole('alert').filter({ hasText: 'Check the highlighted fields.' }).waitFor();
+    await page.getByLabel('Account SID').fill(`AC${'a1'.repeat(16)}`);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Texts to +15550001111 arrive in the queue.').waitFor();
+    expect(await page.getByLabel(/^Auth token/).inputValue()).toBe('');
+    await page.getByText('(stored; leave empty to keep it)').waitFor();
+    await expect(axeViolations(page)).resolves.toEqual([]);
   });
 
   it('console pages cannot be framed and carry a content security policy', async () => {

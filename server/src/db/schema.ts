@@ -35,6 +35,12 @@ export const agencies = pgTable('agencies', {
   businessHours: jsonb('business_hours').$type<BusinessHours>(),
   /** Local dates (YYYY-MM-DD) the agency is closed: SLA clocks do not run on them. */
   holidays: jsonb('holidays').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+  /** Twilio: the account, its auth token sealed at rest (never returned), and the base URL Twilio calls. */
+  twilioAccountSid: text('twilio_account_sid'),
+  twilioAuthTokenSealed: text('twilio_auth_token_sealed'),
+  twilioPublicBaseUrl: text('twilio_public_base_url'),
+  /** The agency's phone numbers (E.164); a number belongs to one agency. */
+  twilioNumbers: text('twilio_numbers').array().notNull().default(sql`'{}'::text[]`),
   createdAt: createdAt(),
 });
 

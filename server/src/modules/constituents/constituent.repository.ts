@@ -21,6 +21,16 @@ export class ConstituentRepository {
     return s!;
   }
 
+  /** The agency's constituent with this phone number, if any. */
+  async findByPhone(agencyId: string, phone: string): Promise<string | undefined> {
+    const [row] = await this.db
+      .select({ id: constituents.id })
+      .from(constituents)
+      .where(and(eq(constituents.agencyId, agencyId), eq(constituents.phone, phone)))
+      .limit(1);
+    return row?.id;
+  }
+
   /** Does someone with this email already have a case with the agency (for routing returning constituents)? */
   async hasCasesByEmail(agencyId: string, email: string): Promise<boolean> {
     const rows = await this.db.execute(sql`

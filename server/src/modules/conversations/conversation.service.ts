@@ -42,6 +42,8 @@ export interface RoutingSignals {
 
 export interface ConversationDeps {
   routing?: RoutingSignals;
+  /** A constituent's answer on a case waiting for them (bound late to the case service). */
+  constituentReplied?: (caseId: string) => Promise<void>;
   /** Which group (and priority) new work goes to, by the agency's routing rules. */
   decideRoute: (
     agencyId: string,
@@ -483,6 +485,101 @@ export class ConversationService {
     });
     this.d.notifier.messageCreated(toMessage(message), conv);
     return toSummary((await this.d.conversations.findView(id))!);
+  }
+
+  /**
+   * A text message arrived from a phone: it joins that number's open conversation, or starts one (with a case,
+   * routed like chat). Idempotent on Twilio's MessageSid, which is what its retries repeat.
+   */
+  async receiveSms(agencyId: string, sms: { from: string; body: string; messageSid: string }): Promise<{ conversationId: string; duplicate: boolean }> {
+    const agency = await this.d.agencies.findById(agencyId);
+    if (!agency) throw new AppError('NOT_FOUND', 'Agency not found');
+    // Decided before the transaction: its reads must not wait on it (PGlite has one connection).
+    const known = await this.d.constituents.findByPhone(agencyId, sms.from);
+    const route = await this.d.decideRoute(
+      agencyId,
+      {
+        serviceId: null,
+        caseTypeId: null,
+        channel: 'sms',
+        language: 'en',
+        priority: 'normal',
+        returning: known ? await this.d.cases.hasCases(agencyId, known) : false,
+      },
+      (await this.d.agencies.defaultGroupId(agencyId)) ?? null,
+    );
+    const attempt = () =>
+      this.d.db.transaction(async (tx) => {
+        const constituentId = await this.d.constituents.findOrCreate(tx, agencyId, { name: sms.from, phone: sms.from, language: 'en' });
+        const identityId = await this.d.constituents.ensureIdentity(tx, { agencyId, constituentId, channel: 'sms', address: sms.from });
+        let conv = await this.d.conversations.findOpenByIdentity(tx, identityId);
+        let created = false;
+        if (!conv) {
+          if (!route.groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking messages yet', { retryable: false });
+          const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
+          const reference = await this.d.cases.nextReference(tx, agencyId, agency.casePrefix, year);
+          const kase = await this.d.cases.create(tx, {
+            agencyId,
+            reference,
+            title: 'Text message',
+            constituentId,
+            groupId: route.groupId,
+            priority: route.priority,
+          });
+          await this.d.caseStarted(tx, kase);
+          conv = await this.d.conversations.create(tx, {
+            agencyId,
+            constituentId,
+            channelIdentityId: identityId,
+            channel: 'sms',
+            groupId: route.groupId,
+            caseId: kase.id,
+            language: 'en',
+          });
+          await this.d.cases.addEvent(tx, {
+            caseId: kase.id,
+            kind: 'conversation.started',
+            actorKind: 'constituent',
+            conversationId: conv.id,
+            data: { channel: 'sms', routing: route.explanation },
+          });
+          created = true;
+        }
+        const appended = await this.d.messages.append(
+          {
+            conversationId: conv.id,
+            clientMessageId: null,
+            externalId: sms.messageSid,
+            authorKind: 'constituent',
+            authorConstituentId: constituentId,
+            visibility: 'public',
+            body: sms.body,
+            channel: 'sms',
+          },
+          tx,
+        );
+        return { conversationId: appended.message.conversationId, created, message: appended.message, duplicate: !appended.created };
+      });
+    let out;
+    try {
+      out = await attempt();
+    } catch (err) {
+      // Two deliveries raced to open the conversation (or to store the same MessageSid): the unique indexes let
+      // one win; the other now finds what it made.
+      if (pgErrorCode(err) !== '23505') throw err;
+      out = await attempt();
+    }
+    const view = (await this.d.conversations.findView(out.conversationId))!;
+    if (out.created) {
+      this.d.notifier.conversationCreated(toSummary(view));
+      void this.announceQueue(view.groupId);
+      this.d.routing?.queueChanged(view.groupId);
+    }
+    if (!out.duplicate) {
+      this.d.notifier.messageCreated(toMessage(out.message), view);
+      if (view.caseStatus === 'awaiting_info' || view.caseStatus === 'resolved') await this.d.constituentReplied?.(view.caseId);
+    }
+    return { conversationId: out.conversationId, duplicate: out.duplicate };
   }
 
   /** Staff take a queued conversation. Exactly one of two racing agents wins; the other gets CONFLICT. */
