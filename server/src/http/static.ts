@@ -67,7 +67,7 @@ export function staticRoutes(dirs: StaticDirs, frameAncestors: FrameAncestors): 
 export function placeholderRoutes(): Router {
   const router = Router();
   router.all('/webhooks/twilio/*path', (_req, _res) => {
-    throw new AppError('UNAVAILABLE', 'Twilio SMS and voice webhooks are not enabled yet (issue #7: Twilio voice and SMS).');
+    throw new AppError('UNAVAILABLE', 'Twilio voice webhooks are not enabled yet (issue #7: Twilio voice and SMS).');
   });
   router.get('/', (_req, res) => res.redirect(302, '/console'));
   // Browsers ask for /favicon.ico on their own; ours is an SVG served by the web app.
