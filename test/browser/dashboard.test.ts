@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser } from 'playwright-core';
 import { axeViolations, launchBrowser } from '../support/browser.js';
-import { DEMO_PASSWORD, startTestServer, type Harness } from '../support/harness.js';
+import { DEMO_PASSWORD, eventually, startTestServer, type Harness } from '../support/harness.js';
 import { repoRoot } from '../support/process.js';
 
 jest.setTimeout(90_000);
@@ -85,6 +85,14 @@ describe('the supervisor dashboard, in Chromium', () => {
     await a.getByText('Sam Supervisor whispered in').waitFor();
     await a.getByText('“Offer the fee waiver form”').waitFor();
     await a.screenshot({ path: join(shots, 'console-whisper.png') });
+    // The supervisor joins: the constituent is told, and the supervisor can reply in public.
+    await page.getByRole('button', { name: 'Join' }).click();
+    await page.getByText('You joined. Avery Agent and you can both reply.').waitFor();
+    await page.getByLabel('Reply to the constituent').fill('I am here to help too.');
+    await page.getByLabel('Reply to the constituent').press('Enter');
+    await eventually(() => heard.includes('I am here to help too.'), true);
+    expect(heard).toContain('Sam Supervisor (supervisor) joined the conversation.');
+    await page.screenshot({ path: join(shots, 'console-supervisor-joined.png') });
     // Then the supervisor takes the conversation over.
     await page.getByRole('button', { name: 'Take over' }).click();
     await page.getByText('You took over this conversation from Avery Agent.').waitFor();

@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client.js';
-import { channelIdentities, constituents, widgetSessions } from '../../db/schema.js';
+import { cases, channelIdentities, constituents, widgetSessions } from '../../db/schema.js';
 
 export type WidgetSessionRow = typeof widgetSessions.$inferSelect;
 
@@ -33,11 +33,13 @@ export class ConstituentRepository {
 
   /** Does someone with this email already have a case with the agency (for routing returning constituents)? */
   async hasCasesByEmail(agencyId: string, email: string): Promise<boolean> {
-    const rows = await this.db.execute(sql`
-      select 1 from cases k join constituents c on c.id = k.constituent_id
-      where k.agency_id = ${agencyId} and lower(c.email) = lower(${email}) limit 1`);
-    const r = rows as unknown as { rows?: unknown[] } | unknown[];
-    return (Array.isArray(r) ? r : (r.rows ?? [])).length > 0;
+    const [row] = await this.db
+      .select({ id: cases.id })
+      .from(cases)
+      .innerJoin(constituents, eq(constituents.id, cases.constituentId))
+      .where(and(eq(cases.agencyId, agencyId), sql`lower(${constituents.email}) = ${email.toLowerCase()}`))
+      .limit(1);
+    return Boolean(row);
   }
 
   async findWidgetSession(id: string): Promise<WidgetSessionRow | undefined> {

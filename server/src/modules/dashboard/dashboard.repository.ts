@@ -1,11 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../db/client.js';
+import { rowsOf, uuidList, type Db } from '../../db/client.js';
 
-type Rows<T> = { rows: T[] } | T[];
-const rowsOf = <T>(r: unknown): T[] => {
-  const x = r as Rows<T>;
-  return Array.isArray(x) ? x : x.rows;
-};
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /**
@@ -17,7 +12,7 @@ export class DashboardRepository {
 
   async groupFigures(groupIds: string[], since: string) {
     if (!groupIds.length) return [];
-    const ids = sql.join(groupIds.map((id) => sql`${id}::uuid`), sql`, `);
+    const ids = uuidList(groupIds);
     const rows = rowsOf<{
       id: string;
       name: string;
@@ -60,7 +55,7 @@ export class DashboardRepository {
   /** Members of the groups (not admins) with their presence and open load. */
   async agentsOf(groupIds: string[]) {
     if (!groupIds.length) return [];
-    const ids = sql.join(groupIds.map((id) => sql`${id}::uuid`), sql`, `);
+    const ids = uuidList(groupIds);
     return rowsOf<{ group_id: string; id: string; name: string; presence: 'available' | 'away' | 'offline'; load: number; capacity: number }>(
       await this.db.execute(sql`
         select m.group_id, u.id, u.display_name as name, u.presence, u.capacity,
@@ -74,7 +69,7 @@ export class DashboardRepository {
   async today(groupIds: string[], since: string) {
     const empty = { conversations: 0, byChannel: [], byCaseType: [], firstResponse: null, resolution: null, abandoned: 0, satisfaction: null, ratings: 0 };
     if (!groupIds.length) return empty;
-    const ids = sql.join(groupIds.map((id) => sql`${id}::uuid`), sql`, `);
+    const ids = uuidList(groupIds);
     const [totals] = rowsOf<{ n: number; abandoned: number; rating: string | null; ratings: number; first_response: string | null }>(
       await this.db.execute(sql`
         select count(*)::int as n,

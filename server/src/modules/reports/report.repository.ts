@@ -1,10 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../db/client.js';
+import { rowsOf, uuidList, type Db } from '../../db/client.js';
 
-const rowsOf = <T>(r: unknown): T[] => {
-  const x = r as { rows: T[] } | T[];
-  return Array.isArray(x) ? x : x.rows;
-};
 
 type Raw = {
   key: string;
@@ -31,7 +27,7 @@ export class ReportRepository {
 
   async figures(by: 'group' | 'agent', groupIds: string[], from: string, to: string) {
     if (!groupIds.length) return [];
-    const ids = sql.join(groupIds.map((id) => sql`${id}::uuid`), sql`, `);
+    const ids = uuidList(groupIds);
     const convKey: SQL = by === 'group' ? sql`c.group_id` : sql`c.assignee_id`;
     const caseKey: SQL = by === 'group' ? sql`k.group_id` : sql`k.assignee_id`;
     const who: SQL =
