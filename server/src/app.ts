@@ -43,6 +43,7 @@ import { DashboardService } from './modules/dashboard/dashboard.service.js';
 import { Router } from './modules/routing/router.js';
 import { SecretBox } from './lib/secret-box.js';
 import { TwilioSettingsService } from './modules/twilio/twilio-settings.service.js';
+import { TwilioClients } from './modules/twilio/twilio-client.js';
 import { twilioApiRoutes, twilioWebhookRoutes } from './modules/twilio/twilio.routes.js';
 import { RoutingRulesService } from './modules/routing/routing-rules.service.js';
 import { routingRoutes } from './modules/routing/routing.routes.js';
@@ -87,6 +88,8 @@ export interface AppOptions {
   now?: () => Date;
   /** How often SLA alerts and reopen windows are checked; 0 turns the timer off (tests call tick). */
   caseTimerMs?: number;
+  /** Twilio's REST API host; unset means Twilio itself (tests give a local fake). */
+  twilioApiBaseUrl?: string;
   /** Other origins that serve our own pages (demo mode: http://127.0.0.1:PORT next to localhost). */
   extraOwnOrigins?: string[];
 }
@@ -200,6 +203,7 @@ export function createApp(o: AppOptions): App {
   };
   const routingRules = new RoutingRulesService({ db, audit: repos.audit });
   const twilioSettings = new TwilioSettingsService({ db, box: new SecretBox(o.sessionSecret, 'twilio'), audit: repos.audit });
+  const twilioClients = new TwilioClients(o.twilioApiBaseUrl);
   const conversations = new ConversationService({
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
     constituentReplied: (caseId): Promise<void> => cases.constituentReplied(caseId),

@@ -31,6 +31,10 @@ const Env = z
       .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
       .optional(),
     MAIL_FROM: z.string().min(3).default('CaseBridge <no-reply@casebridge.invalid>'),
+    TWILIO_API_BASE_URL: z
+      .string()
+      .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+      .optional(),
   })
   .transform((e) => ({ ...e, DATABASE_URL: e.DATABASE_URL || undefined, REDIS_URL: e.REDIS_URL || undefined }));
 
@@ -53,6 +57,8 @@ export interface Config {
   /** Outgoing mail (transcripts); without it, nothing offers to send email. */
   smtpUrl?: string;
   mailFrom: string;
+  /** Where Twilio's REST API and media are fetched from; unset means Twilio itself (tests point it at a fake). */
+  twilioApiBaseUrl?: string;
 }
 
 /** Parses the environment; throws one error that lists every problem. The only reader of process.env. */
@@ -97,5 +103,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     smtpUrl: e.SMTP_URL,
     mailFrom: e.MAIL_FROM,
+    twilioApiBaseUrl: e.TWILIO_API_BASE_URL?.replace(/\/+$/, ''),
   };
 }

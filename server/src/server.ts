@@ -84,6 +84,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       now: opts.now,
       demoMode: config.demoMode,
       caseTimerMs: opts.caseTimerMs,
+      twilioApiBaseUrl: config.twilioApiBaseUrl,
       version: readVersion(),
       realtimeKind: config.redisUrl ? 'redis' : 'single-node',
       staticDirs:

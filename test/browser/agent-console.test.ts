@@ -210,8 +210,16 @@ describe('the agent console, live with the widget, in Chromium', () => {
     // The notice is hidden while empty; include it so an answer not yet arrived reads as '' instead of waiting.
     const said = (p: Page) =>
       p.getByRole('navigation', { name: 'Inbox' }).getByRole('status', { includeHidden: true }).first().textContent();
-    await eventually(async () => Boolean((await said(avery.page)) && (await said(jordan.page))), true, 25_000);
-    const outcomes = [await said(avery.page), await said(jordan.page)];
+    let outcomes: (string | null)[] = [];
+    await eventually(async () => {
+      outcomes = [await said(avery.page), await said(jordan.page)];
+      return outcomes.every(Boolean);
+    }, true, 25_000).catch(async (err: Error) => {
+      // Keep what each agent saw, so a failure under CI load can be read instead of guessed at.
+      await avery.page.screenshot({ path: join(shots, 'claim-race-avery.png') });
+      await jordan.page.screenshot({ path: join(shots, 'claim-race-jordan.png') });
+      throw new Error(`${err.message}; the notices read ${JSON.stringify(outcomes)}`);
+    });
     const averyWon = outcomes[0] === 'You took the conversation with Race Resident.';
     expect(outcomes.sort()).toEqual(
       [`${averyWon ? 'Avery Agent' : 'Jordan Agent'} has already taken this conversation`, 'You took the conversation with Race Resident.'].sort(),

@@ -144,6 +144,8 @@ export const channelIdentities = pgTable(
     constituentId: uuid('constituent_id').notNull().references(() => constituents.id, { onDelete: 'cascade' }),
     channel: text('channel', { enum: ['web', 'sms', 'voice', 'email', 'portal'] }).notNull(),
     address: text('address').notNull(),
+    /** The number texted STOP: nothing is sent to it until it texts START. */
+    optedOutAt: ts('opted_out_at'),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex('channel_identities_address_uq').on(t.agencyId, t.channel, t.address)],
@@ -307,6 +309,8 @@ export const conversations = pgTable(
     claimedAt: ts('claimed_at'),
     /** Who made the current assignment: the agent taking it, or routing (which it must then accept by answering). */
     assignedBy: text('assigned_by', { enum: ['agent', 'routing'] }),
+    /** A web chat the constituent asked to continue by text: the agency's public replies also go to this number. */
+    textIdentityId: uuid('text_identity_id').references(() => channelIdentities.id, { onDelete: 'set null' }),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
@@ -338,9 +342,21 @@ export const messages = pgTable(
     visibility: text('visibility', { enum: ['public', 'internal'] }).notNull().default('public'),
     body: text('body').notNull(),
     channel: text('channel', { enum: ['web', 'sms', 'voice', 'email', 'portal'] }).notNull(),
+    /**
+     * How a message the agency sent by text is doing: pending (stored, not yet handed to Twilio), sending, then
+     * Twilio's own queued/sent/delivered or undelivered/failed. Null for messages that go nowhere by text.
+     */
+    deliveryStatus: text('delivery_status', {
+      enum: ['pending', 'sending', 'queued', 'sent', 'delivered', 'undelivered', 'failed'],
+    }),
+    deliveryErrorCode: text('delivery_error_code'),
+    deliveryError: text('delivery_error'),
+    deliveryAttempts: integer('delivery_attempts').notNull().default(0),
+    deliveryUpdatedAt: ts('delivery_updated_at'),
     createdAt: createdAt(),
   },
   (t) => [
+    index('messages_delivery_pending_ix').on(t.deliveryStatus).where(sql`${t.deliveryStatus} in ('pending', 'sending')`),
     uniqueIndex('messages_seq_uq').on(t.conversationId, t.seq),
     uniqueIndex('messages_client_id_uq').on(t.conversationId, t.clientMessageId),
     uniqueIndex('messages_external_id_uq').on(t.externalId).where(sql`${t.externalId} is not null`),
