@@ -44,6 +44,13 @@ import { Router } from './modules/routing/router.js';
 import { SecretBox } from './lib/secret-box.js';
 import { TwilioSettingsService } from './modules/twilio/twilio-settings.service.js';
 import { TwilioClients } from './modules/twilio/twilio-client.js';
+import { CallRepository } from './modules/voice/call.repository.js';
+import { CallService } from './modules/voice/call.service.js';
+import { VoiceSettingsService } from './modules/voice/voice-settings.service.js';
+import { voiceApiRoutes, voiceWebhookRoutes } from './modules/voice/voice.routes.js';
+import { SmsInboundService } from './modules/twilio/sms-inbound.service.js';
+import { SmsOutboundService } from './modules/twilio/sms-outbound.service.js';
+import { TextLinkService } from './modules/twilio/text-link.service.js';
 import { twilioApiRoutes, twilioWebhookRoutes } from './modules/twilio/twilio.routes.js';
 import { RoutingRulesService } from './modules/routing/routing-rules.service.js';
 import { routingRoutes } from './modules/routing/routing.routes.js';
@@ -148,6 +155,7 @@ export function createApp(o: AppOptions): App {
   let notifier: Notifier | undefined;
   const lateNotifier: Notifier = {
     messageCreated: (...a) => notifier?.messageCreated(...a),
+    messageDelivery: (...a) => notifier?.messageDelivery(...a),
     conversationCreated: (...a) => notifier?.conversationCreated(...a),
     conversationUpdated: (...a) => notifier?.conversationUpdated(...a),
     typing: (...a) => notifier?.typing(...a),
@@ -198,12 +206,23 @@ export function createApp(o: AppOptions): App {
   const queue = new QueueService({ conversations: repos.conversations, notifier: lateNotifier });
   // Bound once the router exists (it needs the conversation service's repositories and the notifier).
   let router: Router | undefined;
+  let voiceCalls: CallService | undefined;
   const routeSoon = (fn: (r: Router) => Promise<unknown>) => {
     if (router) void fn(router).catch((err: unknown) => o.logger.warn({ err }, 'routing failed; the timers retry'));
   };
   const routingRules = new RoutingRulesService({ db, audit: repos.audit });
   const twilioSettings = new TwilioSettingsService({ db, box: new SecretBox(o.sessionSecret, 'twilio'), audit: repos.audit });
   const twilioClients = new TwilioClients(o.twilioApiBaseUrl);
+  const smsOutbound = new SmsOutboundService({
+    settings: twilioSettings,
+    clients: twilioClients,
+    messages: repos.messages,
+    conversations: repos.conversations,
+    constituents: repos.constituents,
+    notifier: lateNotifier,
+    logger: o.logger,
+    now: clock,
+  });
   const conversations = new ConversationService({
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
     constituentReplied: (caseId): Promise<void> => cases.constituentReplied(caseId),
@@ -226,6 +245,9 @@ export function createApp(o: AppOptions): App {
     conversationsPerSession: limits.conversationsPerSession,
     mailer,
     transcriptEmails: new Limiter('transcript-email', limits.transcriptEmailsPerConversation),
+    callAssigned: (id, userId) => void voiceCalls?.bridgeSoon(id, userId),
+    texts: smsOutbound,
+    agentReady: (conversationId, agentName): Promise<void> => textLink.agentReady(conversationId, agentName),
   });
   const attachments = new AttachmentService({
     conversations,
@@ -242,6 +264,37 @@ export function createApp(o: AppOptions): App {
     constituentReplied: (caseId) => cases.constituentReplied(caseId),
     agentReplied: (caseId) => cases.agentReplied(caseId),
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
+    texts: smsOutbound,
+  });
+  const smsInbound = new SmsInboundService({
+    db,
+    decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
+    caseStarted: (tx, kase): Promise<void> => cases.started(tx, kase),
+    constituentReplied: (caseId): Promise<void> => cases.constituentReplied(caseId),
+    routing: { queueChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)), agentFreed: (userId) => routeSoon((r) => r.agentFreed(userId)) },
+    now: clock,
+    agencies: repos.agencies,
+    constituents: repos.constituents,
+    conversations: repos.conversations,
+    messages: repos.messages,
+    cases: repos.cases,
+    attachments: repos.attachments,
+    audit: repos.audit,
+    notifier: lateNotifier,
+    queue,
+    caseChanged: (kase) => cases.announceCase(kase),
+  });
+  const textLink = new TextLinkService({
+    db,
+    conversations,
+    conversationRows: repos.conversations,
+    constituents: repos.constituents,
+    messages: repos.messages,
+    cases: repos.cases,
+    settings: twilioSettings,
+    outbound: smsOutbound,
+    audit: repos.audit,
+    notifier: lateNotifier,
   });
 
   const cases = new CaseService({
@@ -290,6 +343,7 @@ export function createApp(o: AppOptions): App {
     sla,
     cases,
     sweepQueues: async () => (router ? (await router.expireUnaccepted()) + (await router.sweep()) : 0),
+    sweepTexts: () => smsOutbound.sweep(),
     logger: o.logger,
     intervalMs: o.caseTimerMs ?? 15_000,
   });
@@ -316,6 +370,36 @@ export function createApp(o: AppOptions): App {
     now: clock,
     setAway: (userId) => presence.markAway(userId),
     unassignCase: (tx, caseId, userId) => repos.cases.unassign(tx, caseId, userId),
+    callAssigned: (id, userId) => void voiceCalls?.bridgeSoon(id, userId),
+  });
+  // Phone calls: the IVR, the queue, putting callers through to agents, recordings (issue #7, voice).
+  const voiceSettings = new VoiceSettingsService({ db, box: new SecretBox(o.sessionSecret, 'twilio'), audit: repos.audit });
+  voiceCalls = new CallService({
+    db,
+    calls: new CallRepository(db),
+    conversations: repos.conversations,
+    cases: repos.cases,
+    constituents: repos.constituents,
+    agencies: repos.agencies,
+    caseTypes: repos.caseTypes,
+    tasks: repos.tasks,
+    audit: repos.audit,
+    voiceSettings,
+    twilioAgency: (agencyId) => twilioSettings.byAgency(agencyId),
+    clients: twilioClients,
+    apiBaseUrl: o.twilioApiBaseUrl,
+    decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
+    caseStarted: (tx, kase): Promise<void> => cases.started(tx, kase),
+    notifier: lateNotifier,
+    routing: {
+      queueChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)),
+      agentFreed: (userId) => routeSoon((r) => r.agentFreed(userId)),
+    },
+    announceQueue: (groupId) => queue.announce(groupId),
+    setAway: (userId) => presence.markAway(userId),
+    agentAnswered: (caseId) => cases.agentReplied(caseId),
+    logger: o.logger,
+    now: clock,
   });
 
   app.use(requestLog(o.logger));
@@ -372,7 +456,7 @@ export function createApp(o: AppOptions): App {
     }),
   );
   api.use(portalRoutes({ portal }));
-  api.use(twilioApiRoutes({ settings: twilioSettings }));
+  api.use(twilioApiRoutes({ settings: twilioSettings, outbound: smsOutbound, conversations, textLink }));
   api.use(routingRoutes({ rules: routingRules, caseTypes, agencies: repos.agencies }));
   api.use(
     agencyRoutes({
@@ -381,9 +465,21 @@ export function createApp(o: AppOptions): App {
       routingChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)),
     }),
   );
+  api.use(voiceApiRoutes({ settings: voiceSettings, calls: voiceCalls }));
   api.use(notFoundApi);
   app.use('/api', api);
-  app.use(twilioWebhookRoutes({ settings: twilioSettings, conversations, audit: repos.audit, logger: o.logger }));
+  app.use(
+    twilioWebhookRoutes({
+      settings: twilioSettings,
+      clients: twilioClients,
+      inbound: smsInbound,
+      outbound: smsOutbound,
+      audit: repos.audit,
+      logger: o.logger,
+      agencyName: async (agencyId) => (await repos.agencies.findById(agencyId))?.name ?? 'We',
+    }),
+  );
+  app.use(voiceWebhookRoutes({ settings: twilioSettings, voiceSettings, calls: voiceCalls, audit: repos.audit, logger: o.logger }));
   app.use(placeholderRoutes());
   if (o.staticDirs) {
     app.use(

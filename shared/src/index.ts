@@ -6,3 +6,4 @@ export * from './widget-protocol.js';
 export * from './console.js';
 export * from './case-types.js';
 export * from './portal.js';
+export * from './voice.js';

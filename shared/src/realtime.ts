@@ -5,6 +5,7 @@ import {
   ConversationStatus,
   ConversationSummary,
   Message,
+  MessageDelivery,
   ReceiptInput,
   SendMessageInput,
   SendMessageResult,
@@ -89,6 +90,8 @@ export type ConversationStatusChanged = z.infer<typeof ConversationStatusChanged
  */
 export interface ServerToClientEvents {
   'message:created': (message: Message) => void;
+  /** Staff: a text the agency sent was queued, sent, delivered or failed. */
+  'message:delivery': (change: { conversationId: string; messageId: string; delivery: MessageDelivery }) => void;
   /** Staff: a new conversation entered one of your groups. */
   'conversation:created': (conversation: ConversationSummary) => void;
   /** Staff: a conversation in one of your groups changed (claimed, ended, …). */

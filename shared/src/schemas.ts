@@ -55,6 +55,17 @@ export const AttachmentRef = z.object({
 });
 export type AttachmentRef = z.infer<typeof AttachmentRef>;
 
+/** How a message the agency sent by text is doing; Twilio's error code when it failed. */
+export const DeliveryStatus = z.enum(['pending', 'sending', 'queued', 'sent', 'delivered', 'undelivered', 'failed']);
+export type DeliveryStatus = z.infer<typeof DeliveryStatus>;
+export const MessageDelivery = z.object({
+  status: DeliveryStatus,
+  /** Twilio's error code (e.g. "30003"), or "NETWORK" when Twilio could not be reached. */
+  errorCode: z.string().nullable(),
+  error: z.string().nullable(),
+});
+export type MessageDelivery = z.infer<typeof MessageDelivery>;
+
 /** One entry of a conversation. */
 export const Message = z.object({
   id: Id,
@@ -68,6 +79,8 @@ export const Message = z.object({
   body: z.string(),
   attachments: z.array(AttachmentRef),
   channel: Channel,
+  /** Set on messages that go out by text (staff see whether they arrived). */
+  delivery: MessageDelivery.nullable(),
   createdAt: z.iso.datetime({ offset: true }),
 });
 export type Message = z.infer<typeof Message>;
@@ -95,6 +108,10 @@ export const ConversationSummary = z.object({
   caseTypeId: Id.nullable(),
   constituentEmail: z.string().nullable(),
   constituentPhone: z.string().nullable(),
+  /** Public replies also go by text to this number (an SMS thread, or a web chat continued by text). */
+  textsTo: z.string().nullable(),
+  /** That number replied STOP: nothing can be texted to it until it texts START. */
+  textOptedOut: z.boolean(),
   /** The newest message (public or internal), shortened for the list. */
   preview: z.string().nullable(),
   /** Left while chat was closed or unstaffed. */
@@ -188,6 +205,8 @@ export const Availability = z.object({
   reason: z.enum(['no_agents', 'closed']).nullable(),
   /** Whether the widget may offer to email the transcript. */
   emailTranscript: z.boolean(),
+  /** Whether the widget may offer "continue by text" (the agency's texting is set up). */
+  textMe: z.boolean(),
 });
 export type Availability = z.infer<typeof Availability>;
 
@@ -277,3 +296,24 @@ export const Health = z.object({
   version: z.string(),
 });
 export type Health = z.infer<typeof Health>;
+
+/**
+ * A mobile number for texts: E.164 (+15557654321), or a 10-digit North American number written any common way
+ * ("(555) 765-4321"), which becomes +1….
+ */
+export const MobileNumber = z
+  .string()
+  .trim()
+  .transform((raw) => {
+    const digits = raw.replace(/[\s().-]/g, '');
+    if (/^\d{10}$/.test(digits)) return `+1${digits}`;
+    if (/^1\d{10}$/.test(digits)) return `+${digits}`;
+    return digits;
+  })
+  .pipe(z.string().regex(/^\+[1-9]\d{6,14}$/, 'Enter a mobile number like (555) 765-4321 or +15557654321'));
+
+/** "Continue by text": the chat's replies also go to this number, and texts from it join the chat. */
+export const ContinueByTextInput = z.strictObject({ phone: MobileNumber });
+export type ContinueByTextInput = z.infer<typeof ContinueByTextInput>;
+export const ContinueByTextResult = z.object({ phone: z.string() });
+export type ContinueByTextResult = z.infer<typeof ContinueByTextResult>;

@@ -221,11 +221,11 @@ describe('console and portal in Chromium', () => {
     await page.getByLabel('Account SID').fill('AC123');
     await page.getByLabel(/^Auth token/).fill('f0'.repeat(16));
     await page.getByLabel('Phone numbers (E.164, comma separated)').fill('+15550001111');
-    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
     await page.getByText('An account SID starts with AC and has 32 hex digits', { exact: true }).waitFor();
     await page.getByRole('alert').filter({ hasText: 'Check the highlighted fields.' }).waitFor();
     await page.getByLabel('Account SID').fill(`AC${'a1'.repeat(16)}`);
-    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
     await page.getByText('Texts to +15550001111 arrive in the queue.').waitFor();
     expect(await page.getByLabel(/^Auth token/).inputValue()).toBe('');
     await page.getByText('(stored; leave empty to keep it)').waitFor();

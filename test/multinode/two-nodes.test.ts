@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import request from 'supertest';
+import twilio from 'twilio';
+import { FakeTwilio } from '../support/fake-twilio.js';
 import { sql } from 'drizzle-orm';
 import type { SendMessageResult } from '@casebridge/shared';
 import {
@@ -22,10 +24,10 @@ jest.setTimeout(60_000);
  * Two nodes on one fresh PostgreSQL database and the shared Redis, set up before and torn down after the
  * describe block; `extra` nodes started by a test on the same database are closed with them.
  */
-function twoNodes(opts: { now?: () => Date } = {}) {
+function twoNodes(opts: { now?: () => Date; env?: () => Record<string, string> } = {}) {
   const nodes = { a: undefined as unknown as Harness, b: undefined as unknown as Harness, dbUrl: '', extra: [] as Harness[] };
   let drop: (() => Promise<void>) | undefined;
-  const start = () => startTestServer('postgres', { databaseUrl: nodes.dbUrl, redisUrl: process.env.REDIS_URL, now: opts.now });
+  const start = () => startTestServer('postgres', { databaseUrl: nodes.dbUrl, redisUrl: process.env.REDIS_URL, now: opts.now, env: opts.env?.() });
   beforeAll(async () => {
     const db = await createTestDatabase();
     drop = db.drop;
@@ -211,5 +213,79 @@ describe('routing on several nodes', () => {
       sql`select count(*)::int as n from case_events where kind = 'conversation.assigned' and data->>'reason' = 'routed'`,
     )) as unknown as { rows: { n: number }[] };
     expect(routed.rows[0]!.n).toBe(2);
+  });
+});
+
+// Twilio retries webhooks and may deliver each retry to a different node: every retry must be harmless.
+describe('Twilio webhooks on several nodes', () => {
+  const SID = `AC${'b2'.repeat(16)}`;
+  const TOKEN = 'e1'.repeat(16);
+  const NUMBER = '+15550009999';
+  const BASE = 'https://cases.springfield.example';
+  let fake: FakeTwilio;
+  // Registered before the nodes start: they are told where the fake is.
+  beforeAll(async () => {
+    fake = (await FakeTwilio.start()).addAccount(SID, TOKEN);
+  });
+  const { nodes } = twoNodes({ env: () => ({ TWILIO_API_BASE_URL: fake.url }) });
+  afterAll(async () => fake?.close());
+
+  const post = (n: Harness, path: string, params: Record<string, string>) =>
+    n.http
+      .post(path)
+      .type('form')
+      .set('X-Twilio-Signature', twilio.getExpectedTwilioSignature(TOKEN, `${BASE}${path}`, params))
+      .send(params);
+
+  it('a retry storm of one text and of its status callbacks across both nodes makes one message, one send, one state', async () => {
+    const { a, b } = nodes;
+    const admin = await a.login('admin@demo.gov');
+    const put = await a.http
+      .put('/api/admin/twilio')
+      .set('Cookie', admin.cookie)
+      .set('x-csrf-token', admin.csrf)
+      .send({ accountSid: SID, authToken: TOKEN, publicBaseUrl: BASE, numbers: [NUMBER] });
+    expect(put.status).toBe(200);
+    const from = '+15557770001';
+    const inbound = { AccountSid: SID, MessageSid: `SM${'7'.repeat(32)}`, From: from, To: NUMBER, Body: 'Is the pool open?' };
+    const storm = await Promise.all(Array.from({ length: 12 }, (_, i) => post(i % 2 ? b : a, '/webhooks/twilio/sms', inbound)));
+    expect(storm.map((r) => r.status)).toEqual(Array(12).fill(200));
+    const db = a.server.database.db;
+    const count = async (q: ReturnType<typeof sql>) => Number(((await db.execute(q)) as unknown as { rows: { n: number }[] }).rows[0]!.n);
+    expect(await count(sql`select count(*)::int as n from messages where external_id = ${inbound.MessageSid}`)).toBe(1);
+    expect(await count(sql`select count(*)::int as n from conversations where channel = 'sms'`)).toBe(1);
+
+    // An agent on node B answers; both nodes sweep for stalled texts at once: Twilio is asked once.
+    const agent = await b.login('agent@demo.gov');
+    const socket = await b.staffSocket(agent);
+    const convId = ((await db.execute(sql`select id from conversations where channel = 'sms'`)) as unknown as { rows: { id: string }[] }).rows[0]!.id;
+    expect(await socket.emitWithAck('conversation:claim', { conversationId: convId })).toMatchObject({ ok: true });
+    const sent = await socket.emitWithAck('message:send', { conversationId: convId, clientMessageId: uuid(), body: 'Yes, until 8 pm.', visibility: 'public' });
+    expect(sent).toMatchObject({ ok: true });
+    await Promise.all([a.server.app.services.timers.tick(), b.server.app.services.timers.tick()]);
+    await eventually(async () => fake.sentMessages().filter((m) => m.To === from).length, 1);
+    const sid = await (async () => {
+      for (let i = 0; i < 50; i++) {
+        const rows = ((await db.execute(sql`select external_id as sid from messages where body = 'Yes, until 8 pm.'`)) as unknown as { rows: { sid: string | null }[] }).rows;
+        if (rows[0]?.sid) return rows[0].sid;
+        await sleep(100);
+      }
+      throw new Error('no MessageSid stored');
+    })();
+    const heard = collect(socket, 'message:delivery');
+    const statuses = ['sent', 'delivered', 'sent', 'delivered', 'queued', 'delivered'];
+    await Promise.all(
+      statuses.map((MessageStatus, i) =>
+        post(i % 2 ? a : b, '/webhooks/twilio/sms/status', { AccountSid: SID, MessageSid: sid, From: NUMBER, To: from, MessageStatus }),
+      ),
+    );
+    expect(await count(sql`select count(*)::int as n from messages where external_id = ${sid} and delivery_status = 'delivered'`)).toBe(1);
+    await sleep(500);
+    // However the callbacks interleave, the console hears each state at most once and ends on delivered.
+    const seen = heard.map((e) => e.delivery.status);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.at(-1)).toBe('delivered');
+    expect(fake.sentMessages().filter((m) => m.To === from)).toHaveLength(1);
+    socket.disconnect();
   });
 });

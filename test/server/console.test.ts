@@ -205,6 +205,7 @@ describe.each(backends())('console API on %s', (backend) => {
       open: false,
       reason: 'no_agents',
       emailTranscript: false,
+      textMe: false,
     });
     expect(await samSock.emitWithAck('presence:set', { presence: 'busy' as never })).toMatchObject({
       ok: false,

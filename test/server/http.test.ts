@@ -16,12 +16,12 @@ describe('fixed paths', () => {
     expect(res.headers['x-powered-by']).toBeUndefined();
   });
 
-  it('the voice webhook answers plainly that it is not enabled yet; SMS without Twilio set up is refused', async () => {
-    const res = await h.http.post('/webhooks/twilio/voice').type('form').send({ Digits: '1' });
-    expect(res.status).toBe(503);
-    expect(res.body.error).toMatchObject({ code: 'UNAVAILABLE' });
-    expect(res.body.error.message).toMatch(/not enabled yet/);
+  it('voice and SMS webhooks without Twilio set up are refused; other Twilio paths do not exist', async () => {
+    expect((await h.http.post('/webhooks/twilio/voice').type('form').send({ Digits: '1' })).status).toBe(403);
     expect((await h.http.post('/webhooks/twilio/sms').type('form').send({ Body: 'hi' })).status).toBe(403);
+    const res = await h.http.post('/webhooks/twilio/fax').type('form').send({ Digits: '1' });
+    expect(res.status).toBe(404);
+    expect(res.body.error).toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('API responses carry a locked-down CSP and security headers', async () => {

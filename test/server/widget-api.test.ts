@@ -11,17 +11,17 @@ describe.each(backends())('widget server features on %s', (backend) => {
   afterAll(async () => h?.close());
 
   it('says chat is unstaffed until an agent of the group is connected, and closed outside business hours', async () => {
-    expect((await h.widgetSession()).availability).toEqual({ open: false, reason: 'no_agents', emailTranscript: false });
+    expect((await h.widgetSession()).availability).toEqual({ open: false, reason: 'no_agents', emailTranscript: false, textMe: false });
     const agent = await h.staffSocket(await h.login('agent@demo.gov'));
     const { token, availability } = await h.widgetSession();
-    expect(availability).toEqual({ open: true, reason: null, emailTranscript: false });
+    expect(availability).toEqual({ open: true, reason: null, emailTranscript: false, textMe: false });
     const db = h.server.database.db;
     // Open only on an hour that never comes.
     await db.execute(
       sql`update agencies set business_hours = ${JSON.stringify({ timezone: 'America/Chicago', days: { mon: [['00:00', '00:00']] } })}::jsonb`,
     );
     const closed = await h.http.get('/api/widget/availability').set('Authorization', `Bearer ${token}`);
-    expect(closed.body).toEqual({ open: false, reason: 'closed', emailTranscript: false });
+    expect(closed.body).toEqual({ open: false, reason: 'closed', emailTranscript: false, textMe: false });
     await db.execute(sql`update agencies set business_hours = null`);
     agent.close();
   });

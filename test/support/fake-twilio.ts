@@ -13,6 +13,8 @@ export interface RecordedRequest {
   /** The form fields of a POST (Twilio's API is form-encoded). */
   form: Record<string, string>;
   authorized: boolean;
+  /** The HTTP status the fake answered with (0: it dropped the connection). */
+  status: number;
 }
 
 export interface TwilioFailure {
@@ -68,9 +70,9 @@ export class FakeTwilio {
     return `https://api.twilio.com${path}`;
   }
 
-  /** The messages the product asked Twilio to send, in order. */
+  /** The messages Twilio accepted for sending, in order (refused and dropped attempts are not counted). */
   sentMessages(): Record<string, string>[] {
-    return this.requests.filter((r) => r.method === 'POST' && /\/Messages\.json$/.test(r.path) && r.authorized).map((r) => r.form);
+    return this.requests.filter((r) => r.method === 'POST' && /\/Messages\.json$/.test(r.path) && r.status === 201).map((r) => r.form);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -80,7 +82,9 @@ export class FakeTwilio {
     const form = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
     const account = /^\/2010-04-01\/Accounts\/(AC[0-9a-f]{32})\//.exec(url.pathname)?.[1];
     const authorized = Boolean(account) && this.authorized(req, account!);
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, form, authorized });
+    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, form, authorized, status: 0 };
+    this.requests.push(recorded);
+    res.on('finish', () => (recorded.status = res.statusCode));
 
     if (url.pathname.startsWith('/storage/')) return this.serveStored(url.pathname, res);
     if (!authorized) return json(res, 401, { code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
@@ -94,6 +98,8 @@ export class FakeTwilio {
       res.writeHead(200, { 'Content-Type': m.contentType, 'Content-Length': m.bytes.length }).end(m.bytes);
       return;
     }
+
+    if (req.method === 'GET' && this.serveRecording(url.pathname, res)) return;
 
     const failure = req.method === 'POST' ? this.failures.shift() : undefined;
     if (failure === 'drop') {
@@ -140,6 +146,35 @@ export class FakeTwilio {
       });
     }
     return json(res, 404, { code: 20404, message: `The requested resource ${url.pathname} was not found`, status: 404 });
+  }
+
+  // ---- voice -------------------------------------------------------------------------------------
+
+  private readonly recordings = new Map<string, Buffer>();
+
+  /** A call recording Twilio holds; returns its SID and the RecordingUrl a webhook names (no extension). */
+  addRecording(accountSid: string, bytes: Buffer = Buffer.from('ID3fake-mp3-audio')): { sid: string; url: string } {
+    const sid = `RE${randomBytes(16).toString('hex')}`;
+    const path = `/2010-04-01/Accounts/${accountSid}/Recordings/${sid}`;
+    this.recordings.set(path, bytes);
+    return { sid, url: `https://api.twilio.com${path}` };
+  }
+
+  /** The live-call updates the product made (calls(sid).update), in order: the CallSid and the form sent. */
+  callUpdates(): { callSid: string; form: Record<string, string> }[] {
+    return this.requests.flatMap((r) => {
+      const m = /\/Calls\/(CA[0-9a-f]{32})\.json$/.exec(r.path);
+      return r.method === 'POST' && r.authorized && m ? [{ callSid: m[1]!, form: r.form }] : [];
+    });
+  }
+
+  /** GET …/Recordings/RE….mp3 (after auth): the recording's bytes as audio/mpeg. */
+  private serveRecording(path: string, res: ServerResponse): boolean {
+    const m = /^(.*\/Recordings\/RE[0-9a-f]{32})\.mp3$/.exec(path);
+    const bytes = m ? this.recordings.get(m[1]!) : undefined;
+    if (!bytes) return false;
+    res.writeHead(200, { 'Content-Type': 'audio/mpeg', 'Content-Length': bytes.length }).end(bytes);
+    return true;
   }
 
   private serveStored(path: string, res: ServerResponse): void {

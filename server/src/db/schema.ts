@@ -41,6 +41,10 @@ export const agencies = pgTable('agencies', {
   twilioPublicBaseUrl: text('twilio_public_base_url'),
   /** The agency's phone numbers (E.164); a number belongs to one agency. */
   twilioNumbers: text('twilio_numbers').array().notNull().default(sql`'{}'::text[]`),
+  /** Voice in the browser: an API key (its secret sealed at rest, never returned) and the TwiML App SID. */
+  twilioApiKeySid: text('twilio_api_key_sid'),
+  twilioApiKeySecretSealed: text('twilio_api_key_secret_sealed'),
+  twilioTwimlAppSid: text('twilio_twiml_app_sid'),
   createdAt: createdAt(),
 });
 
@@ -59,6 +63,8 @@ export const users = pgTable(
     capacity: integer('capacity').notNull().default(3),
     /** Most calls at once (a person takes one call at a time unless told otherwise). */
     voiceCapacity: integer('voice_capacity').notNull().default(1),
+    /** Calls are put through to this number (E.164); null: to the console in the browser. */
+    voicePhone: text('voice_phone'),
     disabledAt: ts('disabled_at'),
     createdAt: createdAt(),
   },
@@ -515,4 +521,56 @@ export const auditLog = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('audit_log_agency_ix').on(t.agencyId, t.createdAt)],
+);
+
+/**
+ * A phone call to one of the agency's numbers, from the menu to hang-up. It becomes a voice conversation (and
+ * a case) when the caller joins a queue. `seen` holds the webhook deliveries already applied (status, leg,
+ * recording and transcription keys), so Twilio's retries add nothing twice.
+ */
+export const calls = pgTable(
+  'calls',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    callSid: text('call_sid').notNull(),
+    conversationId: uuid('conversation_id').references(() => conversations.id, { onDelete: 'set null' }),
+    caseId: uuid('case_id').references(() => cases.id, { onDelete: 'set null' }),
+    constituentId: uuid('constituent_id').references(() => constituents.id, { onDelete: 'set null' }),
+    fromNumber: text('from_number').notNull(),
+    toNumber: text('to_number').notNull(),
+    language: text('language', { enum: ['en', 'es'] }).notNull().default('en'),
+    serviceId: uuid('service_id').references(() => serviceDefinitions.id, { onDelete: 'set null' }),
+    state: text('state', {
+      enum: ['ivr', 'queued', 'connecting', 'in_progress', 'completed', 'abandoned', 'voicemail', 'callback'],
+    })
+      .notNull()
+      .default('ivr'),
+    /** What the caller asked for while waiting (before Twilio takes them out of the queue). */
+    choice: text('choice', { enum: ['callback', 'voicemail'] }),
+    agentId: uuid('agent_id').references(() => users.id, { onDelete: 'set null' }),
+    queuedAt: ts('queued_at'),
+    answeredAt: ts('answered_at'),
+    endedAt: ts('ended_at'),
+    durationSeconds: integer('duration_seconds'),
+    recordingSid: text('recording_sid'),
+    recordingUrl: text('recording_url'),
+    recordingKind: text('recording_kind', { enum: ['voicemail', 'call'] }),
+    recordingDurationSeconds: integer('recording_duration_seconds'),
+    transcriptionStatus: text('transcription_status'),
+    transcriptionText: text('transcription_text'),
+    taskId: uuid('task_id').references(() => caseTasks.id, { onDelete: 'set null' }),
+    seen: text('seen').array().notNull().default(sql`'{}'::text[]`),
+    createdAt: createdAt(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('calls_call_sid_uq').on(t.callSid),
+    index('calls_conversation_ix').on(t.conversationId),
+    index('calls_case_ix').on(t.caseId),
+    check(
+      'calls_state_ck',
+      sql`${t.state} in ('ivr','queued','connecting','in_progress','completed','abandoned','voicemail','callback')`,
+    ),
+  ],
 );

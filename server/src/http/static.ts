@@ -63,11 +63,12 @@ export function staticRoutes(dirs: StaticDirs, frameAncestors: FrameAncestors): 
   return router;
 }
 
-/** Paths other issues fill; until then they say so plainly. */
+/** Paths no module serves: say so plainly. */
 export function placeholderRoutes(): Router {
   const router = Router();
+  // Twilio's SMS and voice webhooks are served by their modules; anything else under this path does not exist.
   router.all('/webhooks/twilio/*path', (_req, _res) => {
-    throw new AppError('UNAVAILABLE', 'Twilio voice webhooks are not enabled yet (issue #7: Twilio voice and SMS).');
+    throw new AppError('NOT_FOUND', 'No such Twilio webhook');
   });
   router.get('/', (_req, res) => res.redirect(302, '/console'));
   // Browsers ask for /favicon.ico on their own; ours is an SVG served by the web app.

@@ -4,6 +4,7 @@ import {
   type ConversationSummary,
   type Mention,
   type Message,
+  type MessageDelivery,
   type PresenceChanged,
   type QueuePosition,
   type SlaAlert,
@@ -28,6 +29,8 @@ export type SessionEndReason = 'logout' | 'disabled' | 'expired' | 'revoked';
 /** Every "who hears what" rule lives here. Services call this; nothing else emits to rooms. */
 export interface Notifier {
   messageCreated(message: Message, audience: Audience, previous?: Previous): void;
+  /** A text the agency sent changed state: staff only (the constituent has it on their phone). */
+  messageDelivery(audience: Audience, change: { conversationId: string; messageId: string; delivery: MessageDelivery }): void;
   conversationCreated(summary: ConversationSummary): void;
   conversationUpdated(summary: ConversationSummary, previous?: Previous): void;
   presenceChanged(agencyId: string, change: PresenceChanged): void;
@@ -61,6 +64,9 @@ export function createNotifier(io: AppServer): Notifier {
       if (message.visibility === 'public') {
         io.to(rooms.constituent(audience.constituentId)).emit('message:created', message);
       }
+    },
+    messageDelivery(audience, change) {
+      io.to(staffRooms(audience)).emit('message:delivery', change);
     },
     conversationCreated(summary) {
       io.to(staffRooms(summary)).emit('conversation:created', summary);
@@ -118,6 +124,7 @@ export function createNotifier(io: AppServer): Notifier {
 /** For code paths that run without sockets (scripts, seeding). */
 export const silentNotifier: Notifier = {
   messageCreated() {},
+  messageDelivery() {},
   conversationCreated() {},
   conversationUpdated() {},
   presenceChanged() {},

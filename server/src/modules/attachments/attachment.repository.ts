@@ -24,15 +24,20 @@ export function toRef(a: { id: string; filename: string; contentType: string; si
 export class AttachmentRepository {
   constructor(private readonly db: Db) {}
 
-  async create(input: {
-    conversationId: string;
-    uploaderKind: 'agent' | 'constituent';
-    uploaderId: string;
-    filename: string;
-    contentType: string;
-    data: Uint8Array;
-  }): Promise<AttachmentMeta> {
-    const [row] = await this.db
+  /** `tx` and `messageId` when the file arrives with its message (an MMS), not uploaded ahead of it. */
+  async create(
+    input: {
+      conversationId: string;
+      uploaderKind: 'agent' | 'constituent';
+      uploaderId: string;
+      filename: string;
+      contentType: string;
+      data: Uint8Array;
+      messageId?: string;
+    },
+    tx?: Tx,
+  ): Promise<AttachmentMeta> {
+    const [row] = await (tx ?? this.db)
       .insert(attachments)
       .values({ ...input, size: input.data.byteLength })
       .returning(meta);

@@ -18,12 +18,13 @@ export class AvailabilityService {
   async forAgency(agencyId: string): Promise<Availability> {
     const agency = await this.d.agencies.findById(agencyId);
     const emailTranscript = this.d.emailEnabled;
+    const textMe = Boolean(agency?.twilioAccountSid && agency.twilioAuthTokenSealed && agency.twilioPublicBaseUrl && agency.twilioNumbers.length);
     const now = this.d.now?.() ?? new Date();
     if (!agency || !isBusinessTime(now, { hours: agency.businessHours ?? null, holidays: agency.holidays })) {
-      return { open: false, reason: 'closed', emailTranscript };
+      return { open: false, reason: 'closed', emailTranscript, textMe };
     }
     const groupId = await this.d.agencies.defaultGroupId(agencyId);
-    if (!groupId || (await this.d.onlineAgents(groupId)) === 0) return { open: false, reason: 'no_agents', emailTranscript };
-    return { open: true, reason: null, emailTranscript };
+    if (!groupId || (await this.d.onlineAgents(groupId)) === 0) return { open: false, reason: 'no_agents', emailTranscript, textMe };
+    return { open: true, reason: null, emailTranscript, textMe };
   }
 }

@@ -18,6 +18,8 @@ export class CaseTimers {
       cases: CaseService;
       /** Routes queues that a missed trigger left waiting (a node restarted, an agent came back). */
       sweepQueues: () => Promise<number>;
+      /** Sends texts a stopped node left pending. */
+      sweepTexts?: () => Promise<number>;
       logger: Logger;
       intervalMs: number;
     },
@@ -36,14 +38,19 @@ export class CaseTimers {
   }
 
   /** One pass; a pass still running is not overlapped. */
-  async tick(): Promise<{ alerts: number; closed: number; routed: number }> {
+  async tick(): Promise<{ alerts: number; closed: number; routed: number; texts: number }> {
     if (this.running) await this.running;
     const pass = (async () => {
       try {
-        return { alerts: await this.d.sla.tick(), closed: await this.d.cases.closeExpired(), routed: await this.d.sweepQueues() };
+        return {
+          alerts: await this.d.sla.tick(),
+          closed: await this.d.cases.closeExpired(),
+          routed: await this.d.sweepQueues(),
+          texts: (await this.d.sweepTexts?.()) ?? 0,
+        };
       } catch (err) {
         this.d.logger.error({ err }, 'case timers failed; retrying next tick');
-        return { alerts: 0, closed: 0, routed: 0 };
+        return { alerts: 0, closed: 0, routed: 0, texts: 0 };
       }
     })();
     this.running = pass;

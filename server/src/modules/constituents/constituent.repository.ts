@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, isNotNull, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client.js';
 import { cases, channelIdentities, constituents, widgetSessions } from '../../db/schema.js';
 
@@ -112,5 +112,31 @@ export class ConstituentRepository {
         ),
       );
     return row!.id;
+  }
+  /** A phone number's SMS identity, if it has texted or been texted. */
+  async smsIdentity(agencyId: string, phone: string): Promise<{ id: string; constituentId: string; optedOut: boolean } | undefined> {
+    const [row] = await this.db
+      .select({ id: channelIdentities.id, constituentId: channelIdentities.constituentId, optedOutAt: channelIdentities.optedOutAt })
+      .from(channelIdentities)
+      .where(and(eq(channelIdentities.agencyId, agencyId), eq(channelIdentities.channel, 'sms'), eq(channelIdentities.address, phone)));
+    return row ? { id: row.id, constituentId: row.constituentId, optedOut: Boolean(row.optedOutAt) } : undefined;
+  }
+
+  async identityById(id: string): Promise<{ address: string; channel: string; optedOut: boolean } | undefined> {
+    const [row] = await this.db
+      .select({ address: channelIdentities.address, channel: channelIdentities.channel, optedOutAt: channelIdentities.optedOutAt })
+      .from(channelIdentities)
+      .where(eq(channelIdentities.id, id));
+    return row ? { address: row.address, channel: row.channel, optedOut: Boolean(row.optedOutAt) } : undefined;
+  }
+
+  /** STOP and START: returns true only when the state changed (a retried webhook changes nothing twice). */
+  async setOptedOut(identityId: string, optedOut: boolean): Promise<boolean> {
+    const rows = await this.db
+      .update(channelIdentities)
+      .set({ optedOutAt: optedOut ? sql`now()` : null })
+      .where(and(eq(channelIdentities.id, identityId), optedOut ? isNull(channelIdentities.optedOutAt) : isNotNull(channelIdentities.optedOutAt)))
+      .returning({ id: channelIdentities.id });
+    return rows.length > 0;
   }
 }

@@ -1,4 +1,4 @@
-import type { AttachmentRef, ConstituentConversation, ConversationSummary, Message } from '@casebridge/shared';
+import type { AttachmentRef, ConstituentConversation, ConversationSummary, Message, MessageDelivery } from '@casebridge/shared';
 import { toIso } from '../../lib/time.js';
 import type { MessageRow } from '../messages/message.repository.js';
 import type { ConversationView } from './conversation.repository.js';
@@ -25,6 +25,8 @@ export function toSummary(c: ConversationView): ConversationSummary {
     caseTypeId: c.caseTypeId,
     constituentEmail: c.constituentEmail,
     constituentPhone: c.constituentPhone,
+    textsTo: c.textsTo,
+    textOptedOut: Boolean(c.textOptedOut),
     preview: c.preview,
     offline: c.offline,
     createdAt: toIso(c.createdAt),
@@ -59,6 +61,11 @@ export function toMessage(m: MessageRow, attachments: AttachmentRef[] = []): Mes
     body: m.body,
     attachments,
     channel: m.channel,
+    delivery: toDelivery(m),
     createdAt: toIso(m.createdAt),
   };
+}
+
+export function toDelivery(m: Pick<MessageRow, 'deliveryStatus' | 'deliveryErrorCode' | 'deliveryError'>): MessageDelivery | null {
+  return m.deliveryStatus ? { status: m.deliveryStatus, errorCode: m.deliveryErrorCode, error: m.deliveryError } : null;
 }

@@ -2,7 +2,7 @@ import { and, asc, desc, eq, inArray, ne, or, sql, type SQL } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core';
 import type { CaseStatus, ConversationStatus, InboxView, Priority } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
-import { cases, constituents, conversations, groups, messages, users } from '../../db/schema.js';
+import { calls, cases, channelIdentities, constituents, conversations, groups, messages, users } from '../../db/schema.js';
 
 export type ConversationRow = typeof conversations.$inferSelect;
 export type ConversationView = ConversationRow & {
@@ -14,6 +14,8 @@ export type ConversationView = ConversationRow & {
   constituentName: string | null;
   constituentEmail: string | null;
   constituentPhone: string | null;
+  textsTo: string | null;
+  textOptedOut: boolean;
   groupName: string;
   assigneeName: string | null;
   preview: string | null;
@@ -34,6 +36,11 @@ const viewColumns = {
   constituentPhone: constituents.phone,
   groupName: groups.name,
   assigneeName: assignee.displayName,
+  // The number public replies are texted to: the thread's own (SMS) or the one a web chat was continued on.
+  textsTo: sql<string | null>`(select ci.address from ${channelIdentities} ci
+    where ci.id = case when ${conversations.channel} = 'sms' then ${conversations.channelIdentityId} else ${conversations.textIdentityId} end)`,
+  textOptedOut: sql<boolean>`coalesce((select ci.opted_out_at is not null from ${channelIdentities} ci
+    where ci.id = case when ${conversations.channel} = 'sms' then ${conversations.channelIdentityId} else ${conversations.textIdentityId} end), false)`,
   // The newest message, found through the (conversation_id, seq) unique index.
   preview: sql<string | null>`(select left(m.body, ${PREVIEW_CHARS}) from ${messages} m
     where m.conversation_id = ${conversations.id} order by m.seq desc limit 1)`,
@@ -223,6 +230,22 @@ export class ConversationRepository {
     return row;
   }
 
+  /** The open web chat this phone number was asked to continue, by text. */
+  async findOpenByTextIdentity(tx: Tx, channelIdentityId: string): Promise<ConversationRow | undefined> {
+    const [row] = await tx
+      .select()
+      .from(conversations)
+      .where(and(eq(conversations.textIdentityId, channelIdentityId), ne(conversations.status, 'ended')))
+      .orderBy(desc(conversations.createdAt))
+      .limit(1);
+    return row;
+  }
+
+  /** Sets (or clears) the number a web chat also goes to by text. */
+  async setTextIdentity(id: string, identityId: string | null): Promise<void> {
+    await this.db.update(conversations).set({ textIdentityId: identityId, updatedAt: sql`now()` }).where(eq(conversations.id, id));
+  }
+
   /** Conversations started on one channel identity in the last `windowSec` seconds. */
   async countRecentByIdentity(tx: Tx, channelIdentityId: string, windowSec: number): Promise<number> {
     const [row] = await tx
@@ -332,8 +355,10 @@ export class ConversationRepository {
 
   /** Active conversations no agent has answered in public since they were assigned. */
   private unanswered() {
+    // A call is answered by picking up, not by writing: an answered call is never handed back.
     return sql`not exists (select 1 from ${messages} m where m.conversation_id = ${conversations.id}
-      and m.author_kind = 'agent' and m.visibility = 'public' and m.created_at >= ${conversations.claimedAt})`;
+      and m.author_kind = 'agent' and m.visibility = 'public' and m.created_at >= ${conversations.claimedAt})
+      and not exists (select 1 from ${calls} k where k.conversation_id = ${conversations.id} and k.answered_at is not null)`;
   }
 
   /** What an agent holds but has not answered yet (it goes back to the queue if they go offline). */

@@ -31,6 +31,7 @@ import type { CaseTypeService } from '../case-types/case-type.service.js';
 import type { Mailer } from '../../lib/mailer.js';
 import type { Limiter } from '../../lib/rate-limit.js';
 import type { QueueService } from '../queue/queue.service.js';
+import type { TextSender } from '../messages/message.service.js';
 
 /** What automatic routing hears about (bound late: the router is built after this service). */
 export interface RoutingSignals {
@@ -68,6 +69,12 @@ export interface ConversationDeps {
   mailer: Pick<Mailer, 'send'>;
   transcriptEmails: Limiter;
   now?: () => Date;
+  /** A voice conversation was given to an agent: put the waiting caller through to them (bound to the call service). */
+  callAssigned?: (conversationId: string, userId: string) => void;
+  /** What the agency tells a constituent also goes by text on conversations that text (bound late). */
+  texts?: Pick<TextSender, 'deliveryFor' | 'deliver'>;
+  /** An agent took a conversation: a constituent waiting by text is told it is their turn (bound late). */
+  agentReady?: (conversationId: string, agentName: string) => Promise<void>;
 }
 
 type StartInput = Omit<Extract<StartConversationInput, object>, 'language' | 'offline'> & {
@@ -397,6 +404,7 @@ export class ConversationService {
   async tellConstituent(caseId: string, body: string): Promise<boolean> {
     const conv = await this.d.conversations.openForCase(caseId);
     if (!conv) return false;
+    const texted = (await this.d.texts?.deliveryFor(conv)) ?? null;
     const { message } = await this.d.messages.append({
       conversationId: conv.id,
       clientMessageId: null,
@@ -404,8 +412,10 @@ export class ConversationService {
       visibility: 'public',
       body,
       channel: conv.channel,
+      deliveryStatus: texted,
     });
     this.d.notifier.messageCreated(toMessage(message), conv);
+    if (texted) void this.d.texts!.deliver(message.id).catch(() => undefined);
     return true;
   }
 
@@ -487,101 +497,6 @@ export class ConversationService {
     return toSummary((await this.d.conversations.findView(id))!);
   }
 
-  /**
-   * A text message arrived from a phone: it joins that number's open conversation, or starts one (with a case,
-   * routed like chat). Idempotent on Twilio's MessageSid, which is what its retries repeat.
-   */
-  async receiveSms(agencyId: string, sms: { from: string; body: string; messageSid: string }): Promise<{ conversationId: string; duplicate: boolean }> {
-    const agency = await this.d.agencies.findById(agencyId);
-    if (!agency) throw new AppError('NOT_FOUND', 'Agency not found');
-    // Decided before the transaction: its reads must not wait on it (PGlite has one connection).
-    const known = await this.d.constituents.findByPhone(agencyId, sms.from);
-    const route = await this.d.decideRoute(
-      agencyId,
-      {
-        serviceId: null,
-        caseTypeId: null,
-        channel: 'sms',
-        language: 'en',
-        priority: 'normal',
-        returning: known ? await this.d.cases.hasCases(agencyId, known) : false,
-      },
-      (await this.d.agencies.defaultGroupId(agencyId)) ?? null,
-    );
-    const attempt = () =>
-      this.d.db.transaction(async (tx) => {
-        const constituentId = await this.d.constituents.findOrCreate(tx, agencyId, { name: sms.from, phone: sms.from, language: 'en' });
-        const identityId = await this.d.constituents.ensureIdentity(tx, { agencyId, constituentId, channel: 'sms', address: sms.from });
-        let conv = await this.d.conversations.findOpenByIdentity(tx, identityId);
-        let created = false;
-        if (!conv) {
-          if (!route.groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking messages yet', { retryable: false });
-          const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
-          const reference = await this.d.cases.nextReference(tx, agencyId, agency.casePrefix, year);
-          const kase = await this.d.cases.create(tx, {
-            agencyId,
-            reference,
-            title: 'Text message',
-            constituentId,
-            groupId: route.groupId,
-            priority: route.priority,
-          });
-          await this.d.caseStarted(tx, kase);
-          conv = await this.d.conversations.create(tx, {
-            agencyId,
-            constituentId,
-            channelIdentityId: identityId,
-            channel: 'sms',
-            groupId: route.groupId,
-            caseId: kase.id,
-            language: 'en',
-          });
-          await this.d.cases.addEvent(tx, {
-            caseId: kase.id,
-            kind: 'conversation.started',
-            actorKind: 'constituent',
-            conversationId: conv.id,
-            data: { channel: 'sms', routing: route.explanation },
-          });
-          created = true;
-        }
-        const appended = await this.d.messages.append(
-          {
-            conversationId: conv.id,
-            clientMessageId: null,
-            externalId: sms.messageSid,
-            authorKind: 'constituent',
-            authorConstituentId: constituentId,
-            visibility: 'public',
-            body: sms.body,
-            channel: 'sms',
-          },
-          tx,
-        );
-        return { conversationId: appended.message.conversationId, created, message: appended.message, duplicate: !appended.created };
-      });
-    let out;
-    try {
-      out = await attempt();
-    } catch (err) {
-      // Two deliveries raced to open the conversation (or to store the same MessageSid): the unique indexes let
-      // one win; the other now finds what it made.
-      if (pgErrorCode(err) !== '23505') throw err;
-      out = await attempt();
-    }
-    const view = (await this.d.conversations.findView(out.conversationId))!;
-    if (out.created) {
-      this.d.notifier.conversationCreated(toSummary(view));
-      void this.announceQueue(view.groupId);
-      this.d.routing?.queueChanged(view.groupId);
-    }
-    if (!out.duplicate) {
-      this.d.notifier.messageCreated(toMessage(out.message), view);
-      if (view.caseStatus === 'awaiting_info' || view.caseStatus === 'resolved') await this.d.constituentReplied?.(view.caseId);
-    }
-    return { conversationId: out.conversationId, duplicate: out.duplicate };
-  }
-
   /** Staff take a queued conversation. Exactly one of two racing agents wins; the other gets CONFLICT. */
   async claim(p: StaffPrincipal, id: string): Promise<ConversationSummary> {
     const conv = await this.get(p, id);
@@ -621,6 +536,8 @@ export class ConversationService {
     const summary = toSummary((await this.d.conversations.findView(id))!);
     this.d.notifier.conversationUpdated(summary);
     void this.announceQueue(summary.groupId);
+    void this.d.agentReady?.(id, p.displayName).catch(() => undefined);
+    if (summary.channel === 'voice') this.d.callAssigned?.(id, p.userId);
     return summary;
   }
 

@@ -69,6 +69,83 @@ export class MessageRepository {
     return undefined;
   }
 
+  async findByExternalId(externalId: string): Promise<MessageRow | undefined> {
+    const [row] = await this.db.select().from(messages).where(eq(messages.externalId, externalId));
+    return row;
+  }
+
+  async findById(id: string): Promise<MessageRow | undefined> {
+    const [row] = await this.db.select().from(messages).where(eq(messages.id, id));
+    return row;
+  }
+
+  /**
+   * Takes a text for sending: exactly one caller (on any node) gets the row back. A send that stalled (the node
+   * died after taking it) may be taken again once `staleBefore` has passed.
+   */
+  async takeForDelivery(id: string, staleBefore: Date, retry = false): Promise<MessageRow | undefined> {
+    const states = retry ? sql`('failed', 'undelivered')` : sql`('pending')`;
+    const [row] = await this.db
+      .update(messages)
+      .set({ deliveryStatus: 'sending', deliveryAttempts: sql`${messages.deliveryAttempts} + 1`, deliveryUpdatedAt: sql`now()` })
+      .where(
+        and(
+          eq(messages.id, id),
+          sql`(${messages.deliveryStatus} in ${states} or (${messages.deliveryStatus} = 'sending' and ${messages.deliveryUpdatedAt} < ${staleBefore.toISOString()}))`,
+        ),
+      )
+      .returning();
+    return row;
+  }
+
+  /** Twilio took the text: its MessageSid finds the message when the status callbacks come. */
+  async markHandedOver(id: string, messageSid: string, status: 'queued' | 'sent' | 'delivered'): Promise<MessageRow | undefined> {
+    const [row] = await this.db
+      .update(messages)
+      .set({ externalId: messageSid, deliveryStatus: status, deliveryErrorCode: null, deliveryError: null, deliveryUpdatedAt: sql`now()` })
+      .where(and(eq(messages.id, id), eq(messages.deliveryStatus, 'sending')))
+      .returning();
+    return row;
+  }
+
+  async markFailed(id: string, errorCode: string, error: string): Promise<MessageRow | undefined> {
+    const [row] = await this.db
+      .update(messages)
+      .set({ deliveryStatus: 'failed', deliveryErrorCode: errorCode, deliveryError: error, deliveryUpdatedAt: sql`now()` })
+      .where(eq(messages.id, id))
+      .returning();
+    return row;
+  }
+
+  /**
+   * Applies a Twilio status callback. Callbacks can arrive late, twice or out of order, so a status only moves
+   * forward (queued → sent → delivered, or to undelivered/failed); a repeat changes nothing and returns undefined.
+   */
+  async applyStatus(messageSid: string, status: 'queued' | 'sent' | 'delivered' | 'undelivered' | 'failed', errorCode: string | null, error: string | null): Promise<MessageRow | undefined> {
+    const rank = (col: typeof messages.deliveryStatus) =>
+      sql`(case ${col} when 'pending' then 0 when 'sending' then 1 when 'queued' then 2 when 'sent' then 3 else 4 end)`;
+    const target = { queued: 2, sent: 3, delivered: 4, undelivered: 4, failed: 4 }[status];
+    const [row] = await this.db
+      .update(messages)
+      .set({ deliveryStatus: status, deliveryErrorCode: errorCode, deliveryError: error, deliveryUpdatedAt: sql`now()` })
+      .where(and(eq(messages.externalId, messageSid), sql`${rank(messages.deliveryStatus)} < ${target}`))
+      .returning();
+    return row;
+  }
+
+  /** Texts left pending or stalled mid-send (a node stopped): the sweeper sends them. */
+  async listUndelivered(staleBefore: Date, limit = 100): Promise<string[]> {
+    const rows = await this.db
+      .select({ id: messages.id })
+      .from(messages)
+      .where(
+        sql`${messages.deliveryStatus} in ('pending', 'sending') and coalesce(${messages.deliveryUpdatedAt}, ${messages.createdAt}) < ${staleBefore.toISOString()}`,
+      )
+      .orderBy(asc(messages.createdAt))
+      .limit(limit);
+    return rows.map((r) => r.id);
+  }
+
   async findByClientId(conversationId: string, clientMessageId: string): Promise<MessageRow | undefined> {
     return this.findDuplicate(this.db, { conversationId, clientMessageId } as NewMessage);
   }

@@ -24,6 +24,17 @@ export interface MessageDeps {
   /** An agent's public reply: the case's first-response clock stops. */
   agentReplied: (caseId: string) => Promise<void>;
   messagesPerSession: Limiter;
+  /** Public replies on conversations that text (SMS, or a web chat continued by text) also go out by text. */
+  texts?: TextSender;
+}
+
+export interface TextSender {
+  /** Throws when a text could never go out (the number opted out; too long). */
+  assertCanText(conv: ConversationView, body: string): Promise<void>;
+  /** 'pending' when this conversation's public messages go out by text. */
+  deliveryFor(conv: ConversationView): Promise<'pending' | null>;
+  /** Hands a stored message to Twilio, after the commit. */
+  deliver(messageId: string): Promise<void>;
 }
 
 export interface SendInput {
@@ -58,6 +69,8 @@ export class MessageService {
     if (conv.status === 'ended' && input.visibility === 'public') {
       throw new AppError('CONFLICT', 'This conversation has ended');
     }
+    const texted = p.kind === 'staff' && input.visibility === 'public' && this.d.texts ? await this.d.texts.deliveryFor(conv) : null;
+    if (p.kind === 'staff' && input.visibility === 'public') await this.d.texts?.assertCanText(conv, input.body);
     const attachmentIds = [...new Set(input.attachmentIds ?? [])];
     await this.d.attachments.assertSendable(p, conv.id, attachmentIds).catch(async (err) => {
       // A retry of a message that already took its files is fine: the duplicate check below answers it.
@@ -74,12 +87,14 @@ export class MessageService {
       visibility: input.visibility,
       body: input.body,
       channel: conv.channel,
+      deliveryStatus: texted,
     }, undefined, attachmentIds);
     const refs = await this.d.attachmentRefs.refsByMessage([row.id]);
     const message = toMessage(row, refs.get(row.id));
     // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
     if (created) {
       this.d.notifier.messageCreated(message, conv);
+      if (texted) void this.d.texts!.deliver(message.id).catch(() => undefined);
       // The case status came with the conversation: only a case waiting for the constituent costs a write.
       if (p.kind === 'constituent' && (conv.caseStatus === 'awaiting_info' || conv.caseStatus === 'resolved')) {
         await this.d.constituentReplied(conv.caseId).catch(() => undefined);

@@ -20,6 +20,8 @@ export interface RouterDeps {
   /** Tells the constituents still waiting their new place in line. */
   announceQueue: (groupId: string) => Promise<void>;
   logger: Logger;
+  /** A voice conversation was routed to an agent: put the waiting caller through to them. */
+  callAssigned?: (conversationId: string, userId: string) => void;
 }
 
 /** Who gets the next conversation: the least loaded (then longest without new work), or simply the next in turn. */
@@ -128,6 +130,7 @@ export class Router {
       assigned++;
       const view = await this.d.conversations.findView(step.conversationId);
       if (view) this.d.notifier.conversationUpdated(toSummary(view));
+      if (view?.channel === 'voice' && view.assigneeId) this.d.callAssigned?.(view.id, view.assigneeId);
     }
     if (assigned) await this.d.announceQueue(groupId).catch(() => undefined);
     return assigned;

@@ -80,8 +80,19 @@ export class TwilioSettingsService {
       .select()
       .from(agencies)
       .where(sql`${number} = any(${agencies.twilioNumbers})`);
-    const authToken = a?.twilioAuthTokenSealed ? this.d.box.open(a.twilioAuthTokenSealed) : undefined;
-    if (!a || !a.twilioAccountSid || !a.twilioPublicBaseUrl || !authToken) return undefined;
+    return a ? this.opened(a) : undefined;
+  }
+
+  /** The agency's Twilio account for sending, with the number texts go out from; undefined if not set up. */
+  async byAgency(agencyId: string): Promise<(TwilioAgency & { fromNumber: string }) | undefined> {
+    const [a] = await this.d.db.select().from(agencies).where(eq(agencies.id, agencyId));
+    const opened = a ? this.opened(a) : undefined;
+    return opened && a!.twilioNumbers[0] ? { ...opened, fromNumber: a!.twilioNumbers[0] } : undefined;
+  }
+
+  private opened(a: typeof agencies.$inferSelect): TwilioAgency | undefined {
+    const authToken = a.twilioAuthTokenSealed ? this.d.box.open(a.twilioAuthTokenSealed) : undefined;
+    if (!a.twilioAccountSid || !a.twilioPublicBaseUrl || !authToken) return undefined;
     return { agencyId: a.id, accountSid: a.twilioAccountSid, authToken, publicBaseUrl: a.twilioPublicBaseUrl };
   }
 }

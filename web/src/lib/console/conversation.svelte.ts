@@ -90,6 +90,12 @@ export class OpenConversation extends CaseActions {
     return this.catchingUp;
   }
 
+  /** Sends a text that failed again; the result arrives as a delivery update too. */
+  async retryDelivery(messageId: string): Promise<void> {
+    const delivery = await api<Message['delivery']>(`/api/messages/${messageId}/retry-delivery`, { method: 'POST' });
+    this.messages = this.messages.map((m) => (m.id === messageId ? { ...m, delivery } : m));
+  }
+
   private insert(m: Message): void {
     if (m.conversationId !== this.id || m.seq <= this.lastSeq) return; // duplicate or already held
     this.messages = [...this.messages, m];
@@ -125,13 +131,19 @@ export class OpenConversation extends CaseActions {
     const onCase = (c: { caseId: string }) => {
       if (c.caseId === this.summary?.caseId) void this.loadCase().catch(() => undefined);
     };
+    const onDelivery = (d: { conversationId: string; messageId: string; delivery: Message['delivery'] }) => {
+      if (d.conversationId !== this.id) return;
+      this.messages = this.messages.map((m) => (m.id === d.messageId ? { ...m, delivery: d.delivery } : m));
+    };
     s.on('message:created', onMessage);
+    s.on('message:delivery', onDelivery);
     s.on('conversation:updated', onUpdated);
     s.on('typing:changed', onTyping);
     s.on('receipt:changed', onReceipt);
     s.on('case:updated', onCase);
     this.offs.push(() => {
       s.off('message:created', onMessage);
+      s.off('message:delivery', onDelivery);
       s.off('conversation:updated', onUpdated);
       s.off('typing:changed', onTyping);
       s.off('receipt:changed', onReceipt);

@@ -12,6 +12,7 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
     case 'conversation.started':
       if (d.channel === 'portal') return 'The constituent wrote through the portal';
       if (d.via === 'portal') return `Request made in the portal${d.service ? ` for “${String(d.service)}”` : ''}`;
+      if (d.channel === 'sms') return `Conversation started by text message${d.routing ? ` · ${String(d.routing)}` : ''}`;
       return (
         (d.offline
           ? `Message left on ${channelLabel.web.toLowerCase()} while chat was closed`
@@ -85,9 +86,50 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       return `${who} merged this case into ${String(d.reference)}`;
     case 'constituent.notified':
       return `${d.via === 'email' ? 'Emailed the constituent' : 'Posted for the constituent in the portal'}: “${String(d.body)}”`;
+    case 'sms.opted_out':
+      return `${String(d.number)} replied STOP: no texts go to this number until they text START`;
+    case 'sms.opted_in':
+      return `${String(d.number)} texted START: texts can be sent again`;
+    case 'conversation.text_linked':
+      return `The constituent asked to continue by text at ${String(d.number)}`;
     case 'transcript.emailed':
       return 'The constituent emailed themselves the transcript';
+    // ---- phone calls ----
+    case 'call.received':
+      return (
+        `Call from ${String(d.from)}${d.service ? ` about “${String(d.service)}”` : ''}${d.language === 'es' ? ' (Spanish)' : ''}` +
+        (d.routing ? ` · ${String(d.routing)}` : '')
+      );
+    case 'call.ringing':
+      return `Ringing ${e.actorName ?? 'the agent'}`;
+    case 'call.answered':
+      return `${who} answered the call${typeof d.waitedSeconds === 'number' ? ` after ${duration(d.waitedSeconds)} waiting` : ''}`;
+    case 'call.ended':
+      return `Call ended${typeof d.durationSeconds === 'number' ? ` after ${duration(d.durationSeconds)}` : ''}`;
+    case 'call.missed':
+      return `${e.actorName ?? 'The agent'} did not pick up (${String(d.status)}): the caller is back in line, keeping their place`;
+    case 'call.bridge_failed':
+      return 'The call could not be put through: the caller is back in line';
+    case 'call.abandoned':
+      return `The caller hung up ${d.whileRinging ? 'while the agent’s phone rang' : 'while waiting'}${typeof d.waitedSeconds === 'number' ? ` (${duration(d.waitedSeconds)} in line)` : ''}`;
+    case 'call.callback_requested':
+      return `The caller asked to be called back at ${String(d.number)}: task “${String(d.title)}” added for the group`;
+    case 'call.voicemail_started':
+      return 'The caller chose to leave a voicemail';
+    case 'call.voicemail':
+      return `Voicemail left${typeof d.durationSeconds === 'number' ? ` (${duration(d.durationSeconds)})` : ''}${d.playable ? ': play it under Calls' : ''}`;
+    case 'call.recording':
+      return `Call recorded${typeof d.durationSeconds === 'number' ? ` (${duration(d.durationSeconds)})` : ''}${d.playable ? ': play it under Calls' : ''}`;
+    case 'call.transcription':
+      return d.status === 'completed' ? `Voicemail transcription: “${String(d.text ?? '')}”` : 'The voicemail could not be transcribed';
     default:
       return `${who}: ${e.kind}`;
   }
+}
+
+/** 75 → "1 min 15 s". */
+function duration(seconds: number): string {
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m ? `${m} min${s ? ` ${s} s` : ''}` : `${s} s`;
 }

@@ -62,6 +62,12 @@ export class WidgetApi {
       body: file,
     });
   }
+  continueByText(conversationId: string, phone: string) {
+    return this.call<{ phone: string }>(`/api/conversations/${conversationId}/text`, {
+      method: 'POST',
+      body: JSON.stringify({ phone }),
+    });
+  }
   emailTranscript(conversationId: string, email: string) {
     return this.call<{ sent: boolean }>(`/api/conversations/${conversationId}/transcript/email`, {
       method: 'POST',

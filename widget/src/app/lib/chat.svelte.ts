@@ -24,7 +24,7 @@ const ACK_TIMEOUT_MS = 10_000;
 /** Everything the widget knows about the constituent's chat, and the only place that talks to the server. */
 export class ChatState {
   phase = $state<Phase>('loading');
-  availability = $state<Availability>({ open: true, reason: null, emailTranscript: false });
+  availability = $state<Availability>({ open: true, reason: null, emailTranscript: false, textMe: false });
   /** The agency's published services, in the chosen language, for the pre-chat form. */
   services = $state<PublicService[]>([]);
   /** The address given in the pre-chat form, offered again for the transcript. */
@@ -294,6 +294,14 @@ export class ChatState {
     if (conv) void this.api.download(`/api/conversations/${conv.id}/transcript`, `transcript-${conv.caseReference}.txt`);
   }
 
+  /** The number this chat also continues on by text, once the constituent asked for it. */
+  textingTo = $state<string | null>(null);
+
+  async continueByText(phone: string): Promise<void> {
+    if (!this.conversation) return;
+    this.textingTo = (await this.api.continueByText(this.conversation.id, phone)).phone;
+  }
+
   async emailTranscript(email: string): Promise<void> {
     if (this.conversation) await this.api.emailTranscript(this.conversation.id, email);
   }
@@ -310,6 +318,7 @@ export class ChatState {
     this.pending = [];
     this.rated = false;
     this.agentName = null;
+    this.textingTo = null;
     this.phase = 'prechat';
     void this.api
       .availability()
