@@ -19,5 +19,7 @@ export default {
     { ...base, displayName: 'server', testMatch: ['<rootDir>/test/server/**/*.test.ts'] },
     { ...base, displayName: 'multinode', testMatch: ['<rootDir>/test/multinode/**/*.test.ts'] },
     { ...base, displayName: 'browser', testMatch: ['<rootDir>/test/browser/**/*.test.ts'] },
+    // Faults injected into real processes (nodes, Redis, PostgreSQL): `npm run test:reliability`.
+    { ...base, displayName: 'reliability', testMatch: ['<rootDir>/test/reliability/**/*.test.ts'] },
   ],
 };

@@ -20,11 +20,23 @@ notes.push(
 );
 if (env.REDIS_URL && env.DATABASE_URL) tiers.push('multinode');
 else notes.push(`tier skipped: multinode — ${env.REDIS_URL ? 'DATABASE_URL' : 'REDIS_URL'} is not set (several nodes need PostgreSQL via DATABASE_URL and Redis via REDIS_URL)`);
+// Fault tests start their own Redis and PostgreSQL clusters from the Debian binaries, next to the shared ones.
+const hasBinary = (name) => spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+const pgBins = existsSync('/usr/lib/postgresql');
+if (env.REDIS_URL && env.DATABASE_URL && hasBinary('redis-server') && pgBins) tiers.push('reliability');
+else notes.push('tier skipped: reliability — needs DATABASE_URL, REDIS_URL, redis-server and the PostgreSQL server binaries (/usr/lib/postgresql)');
 if (existsSync(chromium)) {
   tiers.push('browser');
   env.CHROMIUM_PATH = chromium;
 } else {
   notes.push(`tier skipped: browser — no Chromium at ${chromium} (apt-get install chromium, or set CHROMIUM_PATH)`);
+}
+// `TEST_TIERS=reliability node test/run.mjs` (npm run test:reliability) runs only the named tiers.
+if (env.TEST_TIERS) {
+  const wanted = env.TEST_TIERS.split(',').map((t) => t.trim());
+  const missing = wanted.filter((t) => !tiers.includes(t));
+  if (missing.length) notes.push(`asked for tiers this machine cannot run: ${missing.join(', ')}`);
+  tiers.splice(0, tiers.length, ...tiers.filter((t) => wanted.includes(t)));
 }
 for (const n of notes) console.log(n);
 console.log(`running tiers: ${tiers.join(', ')}`);

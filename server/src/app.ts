@@ -6,7 +6,7 @@ import type { Database } from './db/client.js';
 import { errorHandler, notFoundApi } from './http/error-handler.js';
 import { resolvePrincipal } from './http/principal.js';
 import { requestLog } from './http/request-log.js';
-import { Limiter, DEFAULT_LIMITS, type Limits } from './lib/rate-limit.js';
+import { Limiter, DEFAULT_LIMITS, type Limits, type LimiterStore } from './lib/rate-limit.js';
 import type { Logger } from './lib/logger.js';
 import { createMailer, type Mailer } from './lib/mailer.js';
 import { AgencyRepository } from './modules/agencies/agency.repository.js';
@@ -44,8 +44,10 @@ import { Router } from './modules/routing/router.js';
 import { SecretBox } from './lib/secret-box.js';
 import { TwilioSettingsService } from './modules/twilio/twilio-settings.service.js';
 import { TwilioClients } from './modules/twilio/twilio-client.js';
+import { StaffAccessService } from './modules/staff/staff-access.service.js';
 import { CallRepository } from './modules/voice/call.repository.js';
 import { CallService } from './modules/voice/call.service.js';
+import { OutgoingCalls } from './modules/voice/outgoing.js';
 import { VoiceSettingsService } from './modules/voice/voice-settings.service.js';
 import { voiceApiRoutes, voiceWebhookRoutes } from './modules/voice/voice.routes.js';
 import { SmsInboundService } from './modules/twilio/sms-inbound.service.js';
@@ -95,6 +97,8 @@ export interface AppOptions {
   now?: () => Date;
   /** How often SLA alerts and reopen windows are checked; 0 turns the timer off (tests call tick). */
   caseTimerMs?: number;
+  /** Several nodes: rate limits are counted in this Redis client (node-redis), shared by every node. */
+  limiterStore?: LimiterStore;
   /** Twilio's REST API host; unset means Twilio itself (tests give a local fake). */
   twilioApiBaseUrl?: string;
   /** Other origins that serve our own pages (demo mode: http://127.0.0.1:PORT next to localhost). */
@@ -156,6 +160,7 @@ export function createApp(o: AppOptions): App {
   const lateNotifier: Notifier = {
     messageCreated: (...a) => notifier?.messageCreated(...a),
     messageDelivery: (...a) => notifier?.messageDelivery(...a),
+    accessChanged: (...a) => notifier?.accessChanged(...a),
     conversationCreated: (...a) => notifier?.conversationCreated(...a),
     conversationUpdated: (...a) => notifier?.conversationUpdated(...a),
     typing: (...a) => notifier?.typing(...a),
@@ -173,8 +178,8 @@ export function createApp(o: AppOptions): App {
     users: repos.users,
     audit: repos.audit,
     events: lateNotifier,
-    loginFailuresPerIp: new Limiter('login-ip', limits.loginFailuresPerIp),
-    loginFailuresPerAccount: new Limiter('login-account', limits.loginFailuresPerAccount),
+    loginFailuresPerIp: new Limiter('login-ip', limits.loginFailuresPerIp, o.limiterStore),
+    loginFailuresPerAccount: new Limiter('login-account', limits.loginFailuresPerAccount, o.limiterStore),
     idleMs: o.sessionIdleMs,
     maxMs: o.sessionMaxMs,
   });
@@ -191,7 +196,7 @@ export function createApp(o: AppOptions): App {
     agencies: repos.agencies,
     constituents: repos.constituents,
     tokens: new WidgetTokens(o.sessionSecret),
-    widgetSessionsPerIp: new Limiter('widget-session-ip', limits.widgetSessionsPerIp),
+    widgetSessionsPerIp: new Limiter('widget-session-ip', limits.widgetSessionsPerIp, o.limiterStore),
     ownOrigins,
   });
   const clock = o.now ?? (() => new Date());
@@ -244,8 +249,9 @@ export function createApp(o: AppOptions): App {
     queue,
     conversationsPerSession: limits.conversationsPerSession,
     mailer,
-    transcriptEmails: new Limiter('transcript-email', limits.transcriptEmailsPerConversation),
+    transcriptEmails: new Limiter('transcript-email', limits.transcriptEmailsPerConversation, o.limiterStore),
     callAssigned: (id, userId) => void voiceCalls?.bridgeSoon(id, userId),
+    callEnded: (id, userId) => void voiceCalls?.hangUp(id, userId),
     texts: smsOutbound,
     agentReady: (conversationId, agentName): Promise<void> => textLink.agentReady(conversationId, agentName),
   });
@@ -263,7 +269,7 @@ export function createApp(o: AppOptions): App {
     staff: repos.users,
     constituentReplied: (caseId) => cases.constituentReplied(caseId),
     agentReplied: (caseId) => cases.agentReplied(caseId),
-    messagesPerSession: new Limiter('messages-session', limits.messagesPerSession),
+    messagesPerSession: new Limiter('messages-session', limits.messagesPerSession, o.limiterStore),
     texts: smsOutbound,
   });
   const smsInbound = new SmsInboundService({
@@ -332,9 +338,9 @@ export function createApp(o: AppOptions): App {
     secret: o.sessionSecret,
     publicBaseUrl: o.publicBaseUrl,
     demoMode: o.demoMode ?? false,
-    codesPerIp: new Limiter('portal-codes-ip', limits.portalCodesPerIp),
-    signInsPerIp: new Limiter('portal-sign-in-ip', limits.portalSignInsPerIp),
-    requestsPerIp: new Limiter('portal-requests-ip', limits.portalRequestsPerIp),
+    codesPerIp: new Limiter('portal-codes-ip', limits.portalCodesPerIp, o.limiterStore),
+    signInsPerIp: new Limiter('portal-sign-in-ip', limits.portalSignInsPerIp, o.limiterStore),
+    requestsPerIp: new Limiter('portal-requests-ip', limits.portalRequestsPerIp, o.limiterStore),
     now: clock,
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
   });
@@ -371,6 +377,7 @@ export function createApp(o: AppOptions): App {
     setAway: (userId) => presence.markAway(userId),
     unassignCase: (tx, caseId, userId) => repos.cases.unassign(tx, caseId, userId),
     callAssigned: (id, userId) => void voiceCalls?.bridgeSoon(id, userId),
+    agentReady: (conversationId, agentName) => textLink.agentReady(conversationId, agentName),
   });
   // Phone calls: the IVR, the queue, putting callers through to agents, recordings (issue #7, voice).
   const voiceSettings = new VoiceSettingsService({ db, box: new SecretBox(o.sessionSecret, 'twilio'), audit: repos.audit });
@@ -441,7 +448,7 @@ export function createApp(o: AppOptions): App {
     widgetRoutes({
       widget,
       conversations,
-      conversationsPerIp: new Limiter('conversations-ip', limits.conversationsPerIp),
+      conversationsPerIp: new Limiter('conversations-ip', limits.conversationsPerIp, o.limiterStore),
     }),
   );
   api.use(conversationRoutes({ conversations, messages }));
@@ -453,6 +460,7 @@ export function createApp(o: AppOptions): App {
       agencies: repos.agencies,
       dashboard: new DashboardService({ dashboard: new DashboardRepository(db), agencies: repos.agencies, now: clock }),
       reports: new ReportService({ reports: new ReportRepository(db), agencies: repos.agencies }),
+      access: new StaffAccessService({ users: repos.users, audit: repos.audit, notifier: lateNotifier }),
     }),
   );
   api.use(portalRoutes({ portal }));
@@ -479,7 +487,7 @@ export function createApp(o: AppOptions): App {
       agencyName: async (agencyId) => (await repos.agencies.findById(agencyId))?.name ?? 'We',
     }),
   );
-  app.use(voiceWebhookRoutes({ settings: twilioSettings, voiceSettings, calls: voiceCalls, audit: repos.audit, logger: o.logger }));
+  app.use(voiceWebhookRoutes({ settings: twilioSettings, voiceSettings, calls: voiceCalls, outgoing: new OutgoingCalls(db), audit: repos.audit, logger: o.logger }));
   app.use(placeholderRoutes());
   if (o.staticDirs) {
     app.use(
@@ -507,13 +515,23 @@ export function createApp(o: AppOptions): App {
   notifier = createNotifier(io);
   // Live chat is staffed when an agent of the group is connected (on any node) and says they are available.
   onlineAgents = async (groupId) => {
-    const sockets = await io.in(rooms.group(groupId)).fetchSockets();
+    // Other nodes unreachable (Redis down): count this node's own sockets rather than fail the widget.
+    const sockets = await io
+      .in(rooms.group(groupId))
+      .fetchSockets()
+      .catch(() => io.local.in(rooms.group(groupId)).fetchSockets());
     const connected = new Set(
       sockets.map((s) => s.data.principal).flatMap((p) => (p?.kind === 'staff' && p.role !== 'admin' ? [p.userId] : [])),
     );
     return (await repos.users.availableAmong([...connected])).length;
   };
-  userConnected = async (userId) => (await io.in(rooms.user(userId)).fetchSockets()).length > 0;
+  // Unknown counts as connected: an infrastructure fault must not take an agent's work away.
+  userConnected = async (userId) =>
+    io
+      .in(rooms.user(userId))
+      .fetchSockets()
+      .then((s) => s.length > 0)
+      .catch(() => true);
 
   return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence, router: router! } };
 }

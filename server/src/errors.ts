@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from './db/unavailable.js';
 import { HTTP_STATUS, type ApiError, type ErrorCode, type ErrorIssue } from '@casebridge/shared';
 import type { z } from 'zod';
 
@@ -26,10 +27,19 @@ export function fromZod(error: z.ZodError): AppError {
   return new AppError('INVALID_PAYLOAD', `invalid payload${where}`, { issues });
 }
 
-/** Never leaks internals: unknown errors become a generic INTERNAL. */
+/** Never leaks internals: unknown errors become a generic INTERNAL; a database outage says it may be retried. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof AppError) {
     return { code: err.code, message: err.message, ...err.extra };
   }
+  if (isDatabaseUnavailable(err)) {
+    return { code: 'UNAVAILABLE', message: 'The service is briefly unavailable. Please try again in a moment.', retryable: true };
+  }
   return { code: 'INTERNAL', message: 'Something went wrong on our side. Please try again.' };
+}
+
+/** The HTTP status for any error: AppError's own, 503 for a database outage, else 500. */
+export function statusOf(err: unknown): number {
+  if (err instanceof AppError) return err.status;
+  return isDatabaseUnavailable(err) ? 503 : 500;
 }

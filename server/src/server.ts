@@ -5,8 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RequestHandler } from 'express';
 import { createClient } from 'redis';
-import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { createApp, type App } from './app.js';
+import { resilientRedisAdapter } from './realtime/redis-adapter.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { seedDemo } from './db/seed-demo.js';
@@ -67,6 +67,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       webHandler = ((await import(pathToFileURL(handlerPath).href)) as { handler: RequestHandler }).handler;
     }
 
+    // Redis first: the app counts rate limits in it, and Socket.IO fans out through it.
+    let redis: ReturnType<typeof createClient> | undefined;
+    if (config.redisUrl) {
+      redis = createClient({ url: config.redisUrl });
+      // Without an error listener a Redis outage would crash the process; we log and keep serving this node.
+      redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));
+      await redis.connect();
+      const client = redis;
+      cleanup.unshift(() => client.quit().catch(() => client.destroy()));
+    }
+
     const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom });
     cleanup.push(async () => mailer.close());
     const app = createApp({
@@ -85,6 +96,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       demoMode: config.demoMode,
       caseTimerMs: opts.caseTimerMs,
       twilioApiBaseUrl: config.twilioApiBaseUrl,
+      limiterStore: redis,
       version: readVersion(),
       realtimeKind: config.redisUrl ? 'redis' : 'single-node',
       staticDirs:
@@ -95,14 +107,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       extraOwnOrigins: config.demoMode ? [`http://localhost:${config.port}`, `http://127.0.0.1:${config.port}`] : [],
     });
 
-    if (config.redisUrl) {
-      const redis = createClient({ url: config.redisUrl });
-      // Without an error listener a Redis outage would crash the process; we log and keep serving this node.
-      redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));
-      await redis.connect();
-      app.io.adapter(createAdapter(redis));
-      cleanup.unshift(() => redis.quit().catch(() => redis.destroy()));
-    }
+    if (redis) app.io.adapter(resilientRedisAdapter(redis) as unknown as Parameters<typeof app.io.adapter>[0]);
 
     await new Promise<void>((res, rej) => {
       app.httpServer.once('error', rej);

@@ -406,6 +406,13 @@ export const StaffCapacityInput = z.strictObject({
   voiceCapacity: z.number().int().min(0).max(5).optional(),
 });
 
+/** An admin changes a colleague's role and groups; open sockets follow within seconds. */
+export const StaffAccessInput = z.strictObject({
+  role: Role,
+  groupIds: z.array(Id).max(100),
+});
+export type StaffAccessInput = z.infer<typeof StaffAccessInput>;
+
 /** A supervisor changes an agent's status (an agent who walked away still showing available). */
 export const StaffPresenceInput = z.strictObject({ presence: Presence });
 

@@ -34,7 +34,11 @@ export type VoiceSettings = z.infer<typeof VoiceSettings>;
 /** Where an agent takes calls: in the browser (null) or on this phone number. */
 export const VoicePreferenceInput = z.strictObject({ phoneNumber: E164.nullable() });
 export type VoicePreferenceInput = z.input<typeof VoicePreferenceInput>;
-export const VoicePreference = z.object({ phoneNumber: z.string().nullable() });
+export const VoicePreference = z.object({
+  phoneNumber: z.string().nullable(),
+  /** The agency takes calls (its Twilio account is set up): the console offers the browser phone. */
+  phoneReady: z.boolean(),
+});
 export type VoicePreference = z.infer<typeof VoicePreference>;
 
 /** A short-lived Twilio access token for the Voice JS SDK, scoped to the signed-in agent. */

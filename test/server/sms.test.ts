@@ -300,4 +300,23 @@ describe.each(backends())('inbound SMS on %s', (backend) => {
     expect((await queue()).some((c) => c.constituentPhone === '+15550003001')).toBe(false);
     widget.disconnect();
   });
+
+  it('when routing hands a text-waiting chat to an agent, the constituent is texted that it is their turn', async () => {
+    const jordan = await h.login('agent2@demo.gov');
+    const jordanSocket = await h.staffSocket(jordan);
+    const { token } = await h.widgetSession();
+    const chat = await h.startConversation(token, { name: 'Routed Resident' });
+    const linked = await h.http.post(`/api/conversations/${chat.id}/text`).set('Authorization', `Bearer ${token}`).send({ phone: '+15550003002' });
+    expect(linked.status).toBe(200);
+    const general = ((await staffApi(h, admin).get('/api/admin/groups')).body.groups as { id: string; name: string }[]).find((g) => g.name === 'General')!;
+    expect((await staffApi(h, admin).put(`/api/admin/groups/${general.id}`, { routing: 'least_busy' })).status).toBe(200);
+    try {
+      const ready = await until(() => sentTo('+15550003002').find((m) => /is ready to help you now/.test(m.Body ?? '')));
+      const assignee = (await staffApi(h, admin).get(`/api/conversations/${chat.id}`)).body.assigneeName as string;
+      expect(ready.Body).toBe(`${assignee} is ready to help you now. Reply here by text, or go back to the chat.`);
+    } finally {
+      await staffApi(h, admin).put(`/api/admin/groups/${general.id}`, { routing: 'manual' });
+      jordanSocket.disconnect();
+    }
+  });
 });

@@ -35,10 +35,12 @@ describe.each(backends())('voice on %s', (backend) => {
     fake = (await FakeTwilio.start()).addAccount(SID, TOKEN);
     h = await startTestServer(backend, { env: { TWILIO_API_BASE_URL: fake.url } });
     [admin, avery, jordan] = await Promise.all([h.login('admin@demo.gov'), h.login('agent@demo.gov'), h.login('agent2@demo.gov')]);
-    // Two services are offered by phone: the parking permit (Permits) and the pothole (General).
+    // Two services are offered by phone: the parking permit (Permits) and the pothole (General). The demo
+    // catalog offers more; the others are taken off the phone menu here.
     await h.server.database.db.execute(
-      sql`update service_definitions set channels = array_append(channels, 'voice') where title->>'en' in ('Report a pothole', 'Apply for a residential parking permit')`,
+      sql`update service_definitions set channels = array_remove(channels, 'voice') where title->>'en' not in ('Report a pothole', 'Apply for a residential parking permit')`,
     );
+    expect(await count(sql`select count(*)::int as n from service_definitions where 'voice' = any(channels)`)).toBe(2);
     const g = (await as(admin).get('/api/admin/groups')).body.groups as GroupDetail[];
     groups = Object.fromEntries(g.map((x) => [x.name, x.id]));
   }, 60_000);
@@ -474,5 +476,186 @@ describe.each(backends())('voice on %s', (backend) => {
     const jordans = (await as(jordan).get('/api/voice/token').expect(200)).body as VoiceToken;
     expect(jordans.identity).toBe(`agent_${jordan.me.id.replace(/-/g, '')}`);
     expect(jordans.identity).not.toBe(body.identity);
+  });
+  it('ending a call in the console hangs it up through Twilio; a call takes internal notes only', async () => {
+    const from = '+15557770010';
+    const call = await callIn(from, 'en', { Digits: '0' });
+    await as(avery).post(`/api/conversations/${call.conversation_id}/claim`).expect(200);
+    await eventually(async () => (await callRow(call.sid)).state, 'connecting');
+    const leg = newSid('CA');
+    await hook(`/leg?conversation=${call.conversation_id}`, { AccountSid: SID, CallSid: leg, ParentCallSid: call.sid, From: from, To: 'client:x', CallStatus: 'in-progress' }).expect(204);
+    expect((await callRow(call.sid)).state).toBe('in_progress');
+
+    // A reply to the caller goes nowhere: refused, and nothing stored; an internal note is fine.
+    const reply = await as(avery).post(`/api/conversations/${call.conversation_id}/messages`, { clientMessageId: crypto.randomUUID(), body: 'Hello?', visibility: 'public' });
+    expect(reply.status).toBe(409);
+    expect(reply.body.error).toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/^Calls take internal notes only/) });
+    await as(avery).post(`/api/conversations/${call.conversation_id}/messages`, { clientMessageId: crypto.randomUUID(), body: 'Caller asks about a permit', visibility: 'internal' }).expect(201);
+    expect(await count(sql`select count(*)::int as n from messages where conversation_id = ${call.conversation_id} and visibility = 'public'`)).toBe(0);
+
+    const before = fake.callUpdates().length;
+    await as(avery).post(`/api/conversations/${call.conversation_id}/end`).expect(200);
+    await eventually(() => fake.callUpdates().slice(before).filter((u) => u.callSid === call.sid).map((u) => u.form.Status), ['completed']);
+    await eventually(async () => (await callRow(call.sid)).state, 'completed');
+    const ended = await eventsOf(call.case_id!, 'call.ended');
+    expect(ended).toHaveLength(1);
+    expect(ended[0]).toMatchObject({ actorName: 'Avery Agent', data: { endedBy: 'agent' } });
+    // Twilio's own reports of the end afterwards change nothing.
+    await hook('/status', callParams(call.sid, from, { CallStatus: 'completed', CallDuration: '20' })).expect(204);
+    xml(await hook(`/dialed?lang=en&conversation=${call.conversation_id}`, callParams(call.sid, from, { DialCallStatus: 'completed', DialCallDuration: '15' })));
+    expect(await eventsOf(call.case_id!, 'call.ended')).toHaveLength(1);
+    expect(await eventsOf(call.case_id!, 'call.abandoned')).toHaveLength(0);
+    // Ending again: no second hang-up.
+    await as(avery).post(`/api/conversations/${call.conversation_id}/end`).expect(200);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fake.callUpdates().slice(before).filter((u) => u.callSid === call.sid)).toHaveLength(1);
+  });
+
+  it('calls from the browser: only staff who take calls, only to the agency\'s constituents, logged on the case once', async () => {
+    const OUT = `${VOICE}/outgoing`;
+    const out = (params: Params, opts: { signature?: string; token?: string; path?: string } = {}) =>
+      h.http
+        .post(`/webhooks/twilio/voice/outgoing${opts.path ?? ''}`)
+        .type('form')
+        .set('X-Twilio-Signature', opts.signature ?? twilio.getExpectedTwilioSignature(opts.token ?? TOKEN, `${OUT}${opts.path ?? ''}`, params))
+        .send(params);
+    const identity = (s: StaffSession) => `client:agent_${s.me.id.replace(/-/g, '')}`;
+    // A caller who asked to be called back: their number and their case.
+    const from = '+15557770011';
+    const call = await callIn(from, 'en', { Digits: '0' });
+    await hook('/wait-choice?lang=en', callParams(call.sid, from, { Digits: '1' })).expect(200);
+    xml(await hook('/enqueued?lang=en', callParams(call.sid, from, { QueueResult: 'leave' })));
+    const browserCall = (who: string, to: string, extra: Params = {}): Params => ({
+      AccountSid: SID,
+      ApplicationSid: APP_SID,
+      CallSid: newSid('CA'),
+      From: who,
+      Caller: who,
+      To: to,
+      Direction: 'inbound',
+      ...extra,
+    });
+
+    // Allowed: Avery rings the caller back from their case, shown the agency's number.
+    const ok = browserCall(identity(avery), from, { CaseId: call.case_id! });
+    const dialled = xml(await out(ok));
+    const dial = one(dialled, 'Dial');
+    expect(dial.attrs).toMatchObject({ callerId: NUMBER, action: `${VOICE}/outgoing/ended?case=${call.case_id}`, method: 'POST' });
+    expect(one(dial, 'Number').text).toBe(from);
+    xml(await out(ok)); // Twilio retries: one entry
+    const placed = await eventsOf(call.case_id!, 'call.outgoing');
+    expect(placed).toHaveLength(1);
+    expect(placed[0]).toMatchObject({ actorName: 'Avery Agent', data: { to: from, callSid: ok.CallSid } });
+    // It ended: how and how long, once.
+    const endedParams = { ...ok, DialCallStatus: 'completed', DialCallDuration: '63', DialCallSid: newSid('CA'), CallStatus: 'completed' };
+    for (let i = 0; i < 2; i++) xml(await out(endedParams, { path: `/ended?case=${call.case_id}` }));
+    expect((await eventsOf(call.case_id!, 'call.outgoing_ended')).map((e) => e.data)).toEqual([{ status: 'completed', durationSeconds: 63, callSid: ok.CallSid }]);
+
+    // A number that texted in (an SMS identity) is a constituent's too; no case named: nothing logged.
+    await h.server.database.db.execute(sql`
+      insert into channel_identities (agency_id, constituent_id, channel, address)
+      select agency_id, id, 'sms', '+15557770099' from constituents where phone = ${from} limit 1`);
+    const texted = xml(await out(browserCall(identity(jordan), '+15557770099')));
+    expect(one(texted, 'Number').text).toBe('+15557770099');
+    expect(one(texted, 'Dial').attrs.action).toBe(`${VOICE}/outgoing/ended`);
+    // A case of someone else is not logged on (and does not make the call any less allowed or more).
+    const other = await callIn('+15557770012', 'en', { Digits: '0' });
+    const wrongCase = xml(await out(browserCall(identity(avery), from, { CaseId: other.case_id! })));
+    expect(one(wrongCase, 'Dial').attrs.action).toBe(`${VOICE}/outgoing/ended`);
+    expect(await eventsOf(other.case_id!, 'call.outgoing')).toHaveLength(0);
+
+    // Refused (toll-fraud protection): said so and hung up, nothing dialled.
+    const refusedCases: [string, Params][] = [
+      ['a number that is no constituent\'s', browserCall(identity(avery), '+19005550123')],
+      ['a premium number in another form', browserCall(identity(avery), '19005550123')],
+      ['an admin', browserCall(identity(admin), from)],
+      ['an identity nobody has', browserCall(`client:agent_${'0'.repeat(32)}`, from)],
+      ['a phone, not a browser', browserCall('+15557770011', from)],
+      ['a client that is not an agent', browserCall('client:support', from)],
+      ['no number at all', browserCall(identity(avery), '')],
+    ];
+    for (const [, params] of refusedCases) {
+      const refused = xml(await out(params));
+      expect(refused.children.map((c) => c.name)).toEqual(['Say', 'Hangup']);
+      expect(spoken(refused)).toEqual(['This call cannot be placed. Goodbye.']);
+    }
+    // A disabled account no longer calls.
+    await h.server.database.db.execute(sql`update users set disabled_at = now() where id = ${jordan.me.id}`);
+    expect(all(xml(await out(browserCall(identity(jordan), from))), 'Dial')).toHaveLength(0);
+    await h.server.database.db.execute(sql`update users set disabled_at = null where id = ${jordan.me.id}`);
+    expect(await count(sql`select count(*)::int as n from audit_log where action = 'call.outgoing' and outcome = 'denied'`)).toBe(refusedCases.length + 1);
+
+    // Unsigned, forged, another account's token, an account we do not know: 403.
+    expect((await h.http.post('/webhooks/twilio/voice/outgoing').type('form').send(ok)).status).toBe(403);
+    expect((await out(ok, { signature: 'bm90IGEgc2lnbmF0dXJl' })).status).toBe(403);
+    expect((await out(ok, { token: 'f0'.repeat(16) })).status).toBe(403);
+    expect((await out({ ...ok, AccountSid: `AC${'00'.repeat(16)}` })).status).toBe(403);
+    expect((await out({ ...ok, To: '+19005550123' }, { signature: twilio.getExpectedTwilioSignature(TOKEN, OUT, ok) })).status).toBe(403);
+    expect((await out(endedParams, { path: '/ended', token: 'f0'.repeat(16) })).status).toBe(403);
+    expect((await out({ ...ok, CallSid: 'CA1' })).status).toBe(400);
+  });
+
+  it('outside business hours the caller is told the office is closed and offered a callback or a voicemail, in English and Spanish', async () => {
+    const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+    await h.server.database.db.execute(
+      sql`update agencies set holidays = ${JSON.stringify([day(-1), day(0), day(1)])}::jsonb where slug = 'springfield'`,
+    );
+    try {
+      // English: no answer to the options means a voicemail.
+      const sid = newSid('CA');
+      const from = '+15557770013';
+      xml(await hook('', callParams(sid, from)));
+      const closed = xml(await hook('/language?attempt=0', callParams(sid, from, { Digits: '1' })));
+      expect(spoken(closed)).toEqual([
+        'Our office is closed right now.',
+        'To have us call you back when we are open, press 1. To leave a message, press 2, or stay on the line.',
+      ]);
+      expect(one(closed, 'Gather').attrs).toMatchObject({ action: `${VOICE}/closed?lang=en&attempt=0`, language: 'en-US', numDigits: '1' });
+      expect(one(closed, 'Redirect').text).toBe(`${VOICE}/closed?lang=en&attempt=0&default=voicemail`);
+      expect(all(closed, 'Enqueue')).toHaveLength(0);
+      const vm = xml(await hook('/closed?lang=en&attempt=0&default=voicemail', callParams(sid, from)));
+      expect(spoken(vm)[0]).toBe('Please leave your message after the tone. Press the pound key when you are done.');
+      expect(one(vm, 'Record').attrs).toMatchObject({ transcribe: 'true', recordingStatusCallback: `${VOICE}/recording?kind=voicemail` });
+      xml(await hook('/closed?lang=en&attempt=0&default=voicemail', callParams(sid, from))); // retried
+      const call = await callRow(sid);
+      expect(call.state).toBe('voicemail');
+      expect((await conversation(call.conversation_id!)).status).toBe('ended');
+      expect((await eventsOf(call.case_id!, 'call.received'))[0]!.data).toMatchObject({ closed: true });
+      expect(await eventsOf(call.case_id!, 'call.voicemail_started')).toHaveLength(1);
+      // The recording still lands on the case with its follow-up task.
+      const recording = fake.addRecording(SID);
+      await hook('/recording?kind=voicemail', { AccountSid: SID, CallSid: sid, RecordingSid: recording.sid, RecordingUrl: recording.url, RecordingStatus: 'completed', RecordingDuration: '5' }).expect(204);
+      expect((await caseOf(call.case_id!)).tasks.map((t) => t.title)).toContain(`Return voicemail from ${from}`);
+
+      // Spanish: a key that means nothing is asked again, then 1 is a callback.
+      const sid2 = newSid('CA');
+      const from2 = '+15557770014';
+      xml(await hook('', callParams(sid2, from2)));
+      const cerrado = xml(await hook('/language?attempt=0', callParams(sid2, from2, { Digits: '2' })));
+      expect(spoken(cerrado)).toEqual([
+        'Nuestra oficina está cerrada en este momento.',
+        'Si desea que le devolvamos la llamada cuando estemos abiertos, oprima 1. Para dejar un mensaje, oprima 2 o permanezca en la línea.',
+      ]);
+      all(cerrado, 'Say').forEach((x) => expect(x.attrs.language).toBe('es-US'));
+      expect(one(cerrado, 'Gather').attrs.action).toBe(`${VOICE}/closed?lang=es&attempt=0`);
+      const again = xml(await hook('/closed?lang=es&attempt=0', callParams(sid2, from2, { Digits: '7' })));
+      expect(spoken(again)[0]).toBe('Disculpe, no le entendí.');
+      expect(one(again, 'Gather').attrs.action).toBe(`${VOICE}/closed?lang=es&attempt=1`);
+      const cb = xml(await hook('/closed?lang=es&attempt=1', callParams(sid2, from2, { SpeechResult: 'que me devuelvan la llamada' })));
+      expect(spoken(cb)).toEqual(['Gracias. Le devolveremos la llamada al número desde el que llama cuando estemos abiertos. Adiós.']);
+      expect(cb.children.map((c) => c.name)).toEqual(['Say', 'Hangup']);
+      const call2 = await callRow(sid2);
+      expect(call2.state).toBe('callback');
+      const detail = await caseOf(call2.case_id!);
+      expect(detail.tasks.filter((t) => t.title === `Call back ${from2}`)).toHaveLength(1);
+      expect(detail.events.filter((e) => e.kind === 'call.callback_requested')[0]!.data).toMatchObject({ closed: true });
+      // Nobody was queued.
+      expect(await count(sql`select count(*)::int as n from conversations where id in (${call.conversation_id}, ${call2.conversation_id}) and status <> 'ended'`)).toBe(0);
+    } finally {
+      await h.server.database.db.execute(sql`update agencies set holidays = '[]'::jsonb where slug = 'springfield'`);
+    }
+    // Open again: the menu as before.
+    const open = await callIn('+15557770015', 'en', { Digits: '0' });
+    expect(open.state).toBe('queued');
   });
 });

@@ -8,6 +8,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import * as schema from './schema.js';
+export { isDatabaseUnavailable } from './unavailable.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { PgliteWorkerClient } from './pglite-client.js';
 

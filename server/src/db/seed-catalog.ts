@@ -122,6 +122,9 @@ type Q = [fieldKey: string, en: string, es: string];
 const where: Q = ['location', 'Where is it? (address or nearest cross streets)', '¿Dónde está? (dirección o cruce más cercano)'];
 const household: Q = ['household_size', 'How many people live in your home?', '¿Cuántas personas viven en su hogar?'];
 
+/** Offered in the phone menu (a key each, in this order) as well as on the web and in the portal. */
+const BY_PHONE = new Set(['Report a pothole', 'Streetlight out', 'Missed trash or recycling pickup', 'Apply for a residential parking permit', 'Food assistance', 'Housing and utility assistance']);
+
 const SERVICES: { type: string; category: string; title: LocalText; description: LocalText; keywords: string[]; questions?: Q[] }[] = [
   { type: 'Street issue', category: 'Streets', title: t('Report a pothole', 'Reportar un bache'), description: t('Tell us where the road needs repair.', 'Díganos dónde hay que reparar la calle.'), keywords: ['pothole', 'road'], questions: [where] },
   { type: 'Street issue', category: 'Streets', title: t('Streetlight out', 'Farola apagada'), description: t('A streetlight is out or flickering.', 'Una farola está apagada o parpadea.'), keywords: ['light', 'lamp'], questions: [where] },
@@ -169,6 +172,7 @@ export async function seedCatalog(tx: Tx, agencyId: string, groupId: Map<string,
       description: s.description,
       category: s.category,
       keywords: s.keywords,
+      channels: BY_PHONE.has(s.title.en) ? ['web', 'portal', 'voice'] : ['web', 'portal'],
       questions: (s.questions ?? []).map(([fieldKey, en, es]) => ({ fieldKey, prompt: t(en, es) })),
     });
   }

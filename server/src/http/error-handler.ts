@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, toApiError } from '../errors.js';
+import { AppError, statusOf, toApiError } from '../errors.js';
 import type { Logger } from '../lib/logger.js';
 
 /** JSON errors only; never a stack trace or a database message. */
@@ -15,7 +15,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       else error = new AppError('INVALID_PAYLOAD', 'Request could not be read');
     }
     const api = toApiError(error);
-    const httpStatus = error instanceof AppError ? error.status : 500;
+    const httpStatus = statusOf(error);
     if (httpStatus >= 500) logger.error({ err, reqId: res.locals.reqId, path: req.path }, 'request failed');
     if (api.code === 'RATE_LIMITED' && api.retryAfterMs) res.setHeader('Retry-After', Math.ceil(api.retryAfterMs / 1000));
     res.status(httpStatus).json({ error: api });

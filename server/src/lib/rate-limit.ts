@@ -1,5 +1,8 @@
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError } from '../errors.js';
+
+/** A connected node-redis client; several nodes count against one shared budget through it. */
+export type LimiterStore = object;
 
 export interface LimitSpec {
   points: number;
@@ -8,16 +11,30 @@ export interface LimitSpec {
 }
 
 /**
- * A named limit keyed by whatever the caller chooses (session, IP, account).
- * Per-node memory for now; the several-nodes work moves it to Redis with this as the fallback.
+ * A named limit keyed by whatever the caller chooses (session, IP, account). With several nodes the count
+ * lives in Redis, so a client cannot multiply its budget by spreading over nodes; while Redis is unreachable
+ * each node counts in its own memory instead (the limit still holds per node: it never fails open).
  */
 export class Limiter {
-  private readonly limiter: RateLimiterMemory;
+  private readonly limiter: RateLimiterAbstract;
   constructor(
     private readonly name: string,
     spec: LimitSpec,
+    store?: LimiterStore,
   ) {
-    this.limiter = new RateLimiterMemory({ keyPrefix: name, points: spec.points, duration: spec.duration });
+    const memory = new RateLimiterMemory({ keyPrefix: name, points: spec.points, duration: spec.duration });
+    this.limiter = store
+      ? new RateLimiterRedis({
+          storeClient: store,
+          useRedisPackage: true,
+          // Not ready (down, reconnecting): count in memory at once instead of queueing behind the outage.
+          rejectIfRedisNotReady: true,
+          insuranceLimiter: memory,
+          keyPrefix: `cb-rl:${name}`,
+          points: spec.points,
+          duration: spec.duration,
+        })
+      : memory;
   }
 
   /** Consumes one point; throws RATE_LIMITED with retryAfterMs when the key is over its limit. */

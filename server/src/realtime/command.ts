@@ -1,5 +1,6 @@
 import { clientCommands, type Ack, type CommandInput, type CommandName, type CommandOutput } from '@casebridge/shared';
 import { AppError, fromZod, toApiError } from '../errors.js';
+import { nulPath } from '../http/parse.js';
 import type { Logger } from '../lib/logger.js';
 import type { AppSocket } from './types.js';
 
@@ -21,6 +22,14 @@ export function onCommand<E extends CommandName>(
     }
     if (args.length !== 1) {
       ack({ ok: false, error: toApiError(new AppError('INVALID_PAYLOAD', 'Expected exactly one payload argument')) });
+      return;
+    }
+    // PostgreSQL cannot store NUL: refuse it here, naming the field, rather than fail in the database.
+    const nul = nulPath(args[0]);
+    if (nul) {
+      socket.data.strikes++;
+      const message = 'Text cannot contain NUL characters';
+      ack({ ok: false, error: toApiError(new AppError('INVALID_PAYLOAD', message, { issues: [{ path: nul, message }] })) });
       return;
     }
     const parsed = schema.safeParse(args[0]);

@@ -16,6 +16,7 @@ import type { ConversationService } from '../modules/conversations/conversation.
 import type { MessageService } from '../modules/messages/message.service.js';
 import type { PresenceService } from '../modules/staff/presence.service.js';
 import type { WidgetService } from '../modules/widget/widget.service.js';
+import type { StaffPrincipal } from '../modules/principal.js';
 import { onCommand } from './command.js';
 import type { AppServer, AppSocket } from './types.js';
 
@@ -83,20 +84,25 @@ export function createIo(httpServer: HttpServer, deps: RealtimeDeps): AppServer 
   return io;
 }
 
+/** The rooms a staff member's socket belongs in: theirs, their session's, their agency's and their groups'. */
+function staffRooms(p: StaffPrincipal): string[] {
+  const joined = [rooms.user(p.userId), rooms.session(p.sessionId), rooms.agencyStaff(p.agencyId), ...p.groupIds.map(rooms.group)];
+  if (p.role === 'admin') joined.push(rooms.agencyAll(p.agencyId));
+  if (p.role === 'supervisor' || p.role === 'admin') joined.push(rooms.supervisors(p.agencyId));
+  return joined;
+}
+
+function reconcileRooms(socket: AppSocket, wanted: string[]): void {
+  for (const r of socket.rooms) if (r !== socket.id && !wanted.includes(r)) void socket.leave(r);
+  void socket.join(wanted);
+}
+
 function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
   const p = socket.data.principal;
   const log = deps.logger.child({ socketId: socket.id, principal: p.kind });
   if (p.kind === 'staff') {
     // Rooms come from the database at every connect, never from a previous connection.
-    const joined = [
-      rooms.user(p.userId),
-      rooms.session(p.sessionId),
-      rooms.agencyStaff(p.agencyId),
-      ...p.groupIds.map(rooms.group),
-    ];
-    if (p.role === 'admin') joined.push(rooms.agencyAll(p.agencyId));
-    if (p.role === 'supervisor' || p.role === 'admin') joined.push(rooms.supervisors(p.agencyId));
-    void socket.join(joined);
+    void socket.join(staffRooms(p));
   } else {
     void socket.join([rooms.constituent(p.constituentId), rooms.widgetSession(p.widgetSessionId)]);
     // A constituent who (re)connects while queued learns their place in line at once.
@@ -199,7 +205,10 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
               if (!s && socket.connected) {
                 socket.emit('session:ended', { reason: 'expired' });
                 socket.disconnect(true);
+                return;
               }
+              // Rooms follow the account's current role and groups, even if a live change was missed.
+              if (s) reconcileRooms(socket, staffRooms(s.principal));
             })
             .catch(() => undefined);
         }, deps.sessionRecheckMs)

@@ -40,6 +40,12 @@ export interface Notifier {
   sessionEnded(target: { sessionId?: string; userId?: string; widgetSessionId?: string }, reason: SessionEndReason): void;
   receiptChanged(audience: Audience, by: 'agent' | 'constituent', deliveredSeq: number, readSeq: number): void;
   queuePosition(constituentId: string, position: QueuePosition): void;
+  /** A colleague's role or groups changed: their sockets (on every node) leave and join rooms to match. */
+  accessChanged(
+    who: { userId: string; agencyId: string },
+    before: { role: string; groupIds: string[] },
+    after: { role: string; groupIds: string[] },
+  ): void;
   /** An SLA warning or breach: the case's assignee and the agency's supervisors. */
   slaAlert(audience: { agencyId: string; assigneeId: string | null }, alert: SlaAlert): void;
 }
@@ -64,6 +70,19 @@ export function createNotifier(io: AppServer): Notifier {
       if (message.visibility === 'public') {
         io.to(rooms.constituent(audience.constituentId)).emit('message:created', message);
       }
+    },
+    accessChanged(who, before, after) {
+      const roomsOf = (a: { role: string; groupIds: string[] }) => [
+        ...a.groupIds.map(rooms.group),
+        ...(a.role === 'admin' ? [rooms.agencyAll(who.agencyId)] : []),
+        ...(a.role === 'admin' || a.role === 'supervisor' ? [rooms.supervisors(who.agencyId)] : []),
+      ];
+      const had = roomsOf(before);
+      const has = roomsOf(after);
+      const leave = had.filter((r) => !has.includes(r));
+      const join = has.filter((r) => !had.includes(r));
+      if (leave.length) io.in(rooms.user(who.userId)).socketsLeave(leave);
+      if (join.length) io.in(rooms.user(who.userId)).socketsJoin(join);
     },
     messageDelivery(audience, change) {
       io.to(staffRooms(audience)).emit('message:delivery', change);
@@ -125,6 +144,7 @@ export function createNotifier(io: AppServer): Notifier {
 export const silentNotifier: Notifier = {
   messageCreated() {},
   messageDelivery() {},
+  accessChanged() {},
   conversationCreated() {},
   conversationUpdated() {},
   presenceChanged() {},

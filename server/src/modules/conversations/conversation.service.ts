@@ -71,6 +71,8 @@ export interface ConversationDeps {
   now?: () => Date;
   /** A voice conversation was given to an agent: put the waiting caller through to them (bound to the call service). */
   callAssigned?: (conversationId: string, userId: string) => void;
+  /** A voice conversation was ended: hang up its live call (bound to the call service; never throws). */
+  callEnded?: (conversationId: string, byUserId: string | null) => void;
   /** What the agency tells a constituent also goes by text on conversations that text (bound late). */
   texts?: Pick<TextSender, 'deliveryFor' | 'deliver'>;
   /** An agent took a conversation: a constituent waiting by text is told it is their turn (bound late). */
@@ -654,6 +656,7 @@ export class ConversationService {
       this.d.notifier.conversationUpdated(toSummary((await this.d.conversations.findView(id))!));
       if (conv.status === 'queued') void this.announceQueue(conv.groupId);
       if (conv.assigneeId) this.d.routing?.agentFreed(conv.assigneeId);
+      if (conv.channel === 'voice') this.d.callEnded?.(id, p.kind === 'staff' ? p.userId : null);
     }
     return { conversationId: id, status: 'ended' };
   }

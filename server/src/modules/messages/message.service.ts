@@ -59,6 +59,10 @@ export class MessageService {
       );
     } else {
       assertStaffCanAct(p, conv);
+      // Nothing typed reaches a caller: a call carries internal notes only.
+      if (conv.channel === 'voice' && input.visibility === 'public') {
+        throw new AppError('CONFLICT', 'Calls take internal notes only: the caller cannot read replies. Add an internal note, or reach them another way from the case.');
+      }
       // The constituent hears from the agent handling the conversation, or a supervisor who stepped in; other
       // colleagues add internal notes.
       if (input.visibility === 'public' && conv.assigneeId !== p.userId && p.role !== 'supervisor') {

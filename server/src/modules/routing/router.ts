@@ -22,6 +22,8 @@ export interface RouterDeps {
   logger: Logger;
   /** A voice conversation was routed to an agent: put the waiting caller through to them. */
   callAssigned?: (conversationId: string, userId: string) => void;
+  /** A constituent waiting by text is told it is their turn (see the conversation service's hook). */
+  agentReady?: (conversationId: string, agentName: string) => Promise<void>;
 }
 
 /** Who gets the next conversation: the least loaded (then longest without new work), or simply the next in turn. */
@@ -131,6 +133,7 @@ export class Router {
       const view = await this.d.conversations.findView(step.conversationId);
       if (view) this.d.notifier.conversationUpdated(toSummary(view));
       if (view?.channel === 'voice' && view.assigneeId) this.d.callAssigned?.(view.id, view.assigneeId);
+      if (view?.textIdentityId && view.assigneeName) void this.d.agentReady?.(view.id, view.assigneeName).catch(() => undefined);
     }
     if (assigned) await this.d.announceQueue(groupId).catch(() => undefined);
     return assigned;

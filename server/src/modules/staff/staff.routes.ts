@@ -1,12 +1,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { PresenceInput, ReportQuery, StaffCapacityInput, StaffPresenceInput } from '@casebridge/shared';
+import { PresenceInput, ReportQuery, StaffAccessInput, StaffCapacityInput, StaffPresenceInput } from '@casebridge/shared';
 import type { ReportService } from '../reports/report.service.js';
 import type { DashboardService } from '../dashboard/dashboard.service.js';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
 import type { PresenceService } from './presence.service.js';
+import type { StaffAccessService } from './staff-access.service.js';
 
 /** Colleagues, groups and presence: what the console needs to show who is there and to transfer work. */
 export function staffRoutes(deps: {
@@ -14,8 +15,15 @@ export function staffRoutes(deps: {
   agencies: AgencyRepository;
   dashboard: DashboardService;
   reports: ReportService;
+  access: StaffAccessService;
 }): Router {
   const router = Router();
+
+  router.put('/admin/users/:userId/access', async (req, res) => {
+    const p = requireStaff(res);
+    const { userId } = parse(z.object({ userId: z.uuid() }), req.params);
+    res.json(await deps.access.set(p, userId, parse(StaffAccessInput, req.body)));
+  });
 
   router.get('/reports', async (req, res) => {
     const p = requireStaff(res);

@@ -1,5 +1,6 @@
 import express, { Router, type Request, type Response } from 'express';
 import twilio from 'twilio';
+import { z } from 'zod';
 import { ATTACHMENT_TYPES, ContinueByTextInput, MAX_ATTACHMENT_BYTES, TwilioSettingsInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireConstituent, requireStaff } from '../../http/principal.js';
@@ -34,11 +35,13 @@ export function twilioApiRoutes(deps: {
   });
   router.post('/messages/:messageId/retry-delivery', async (req, res) => {
     const p = requireStaff(res);
-    res.json(await deps.outbound.retry(p, String(req.params.messageId), (id) => deps.conversations.get(p, id)));
+    const { messageId } = parse(z.object({ messageId: z.uuid() }), req.params);
+    res.json(await deps.outbound.retry(p, messageId, (id) => deps.conversations.get(p, id)));
   });
   router.post('/conversations/:conversationId/text', async (req, res) => {
     const p = requireConstituent(res);
-    res.json(await deps.textLink.continueByText(p, String(req.params.conversationId), parse(ContinueByTextInput, req.body)));
+    const { conversationId } = parse(z.object({ conversationId: z.uuid() }), req.params);
+    res.json(await deps.textLink.continueByText(p, conversationId, parse(ContinueByTextInput, req.body)));
   });
   return router;
 }

@@ -27,6 +27,25 @@ export class UserRepository {
       .orderBy(asc(groups.name));
   }
 
+  /** Replaces a colleague's role and groups in one commit (the groups must be the agency's: the caller checks). */
+  async setAccess(userId: string, role: UserRow['role'], groupIds: string[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.update(users).set({ role }).where(eq(users.id, userId));
+      await tx.delete(groupMemberships).where(eq(groupMemberships.userId, userId));
+      if (groupIds.length) await tx.insert(groupMemberships).values(groupIds.map((groupId) => ({ groupId, userId })));
+    });
+  }
+
+  /** Which of these ids are groups of the agency. */
+  async agencyGroupIds(agencyId: string, ids: string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    const rows = await this.db
+      .select({ id: groups.id })
+      .from(groups)
+      .where(and(eq(groups.agencyId, agencyId), inArray(groups.id, ids)));
+    return rows.map((r) => r.id);
+  }
+
   async agencyName(agencyId: string): Promise<string> {
     const [row] = await this.db.select({ name: agencies.name }).from(agencies).where(eq(agencies.id, agencyId));
     return row?.name ?? '';

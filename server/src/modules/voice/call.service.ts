@@ -1,6 +1,7 @@
 import type { CallSummary, Channel, Priority, RoutingDecision } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
+import { isBusinessTime } from '../../lib/business-time.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
@@ -54,6 +55,7 @@ export interface CallServiceDeps {
 }
 
 const TERMINAL = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
+const LIVE = new Set<CallRow['state']>(['ivr', 'queued', 'connecting', 'in_progress']);
 const secondsSince = (from: string | null, now: Date) => (from ? Math.max(0, Math.round((now.getTime() - new Date(from).getTime()) / 1000)) : null);
 export const queueName = (groupId: string) => `cb-${groupId}`;
 
@@ -91,17 +93,90 @@ export class CallService {
       .map((r) => ({ id: r.id, title: (lang === 'es' && r.title.es) || r.title.en, keywords: r.keywords }));
   }
 
+  /** Whether the agency is open now (its business hours and holidays; no hours set: always open). */
+  async isOpen(agencyId: string): Promise<boolean> {
+    const agency = await this.d.agencies.findById(agencyId);
+    return Boolean(agency) && isBusinessTime(this.now(), { hours: agency!.businessHours ?? null, holidays: agency!.holidays });
+  }
+
   /**
    * The caller chose (or skipped) a service: the call becomes a voice conversation with a case, routed like
    * chat, waiting in its group's queue. A retry finds the conversation it made.
    */
   async enterQueue(call: CallRow, serviceId: string | null): Promise<{ groupId: string; conversationId: string }> {
     if (call.state !== 'ivr' && call.conversationId) return this.queued(call.conversationId);
+    const plan = await this.plan(call, serviceId);
+    const now = this.now();
+    const made = await this.d.db.transaction(async (tx) => {
+      const moved = await this.d.calls.transition(tx, call.id, ['ivr'], 'queued', { queuedAt: now.toISOString(), serviceId: plan.service?.id ?? null });
+      if (!moved) return undefined;
+      return this.openCase(tx, call, plan, now, {});
+    });
+    if (!made) {
+      const again = await this.d.calls.byId(call.id);
+      if (!again?.conversationId) throw new AppError('CONFLICT', 'This call changed meanwhile');
+      return this.queued(again.conversationId);
+    }
+    const view = await this.d.conversations.findView(made.conversationId);
+    if (view) this.d.notifier.conversationCreated(toSummary(view));
+    await this.d.announceQueue(made.groupId).catch(() => undefined);
+    this.d.routing.queueChanged(made.groupId);
+    return made;
+  }
+
+  /**
+   * Outside business hours: nobody is queued. The caller leaves a voicemail or asks to be called back; either
+   * way the call gets a case (in the group its routing picks) whose conversation is already over, and a
+   * callback gets its task at once (a voicemail's comes with the recording). Returns false if the call had
+   * already moved on (a retry): the caller hears the same thing again.
+   */
+  async closedHours(call: CallRow, choice: 'voicemail' | 'callback'): Promise<boolean> {
+    if (call.state !== 'ivr') return call.state === choice;
+    const plan = await this.plan(call, null);
+    const now = this.now();
+    const made = await this.d.db.transaction(async (tx) => {
+      const moved = await this.d.calls.transition(tx, call.id, ['ivr'], choice, choice === 'callback' ? { endedAt: now.toISOString() } : {});
+      if (!moved) return undefined;
+      const opened = await this.openCase(tx, call, plan, now, { closed: true });
+      await this.d.conversations.end(opened.conversationId, tx);
+      if (choice === 'callback') {
+        const task = await this.d.tasks.create(tx, {
+          caseId: opened.caseId,
+          title: `Call back ${call.fromNumber}`,
+          instructions: `The caller rang while the office was closed and asked to be called back (${call.language === 'es' ? 'Spanish' : 'English'}).`,
+          groupId: opened.groupId,
+        });
+        await this.d.calls.update(tx, call.id, { taskId: task.id });
+        await this.d.cases.addEvent(tx, {
+          caseId: opened.caseId,
+          kind: 'call.callback_requested',
+          actorKind: 'constituent',
+          conversationId: opened.conversationId,
+          data: { callId: call.id, number: call.fromNumber, taskId: task.id, title: task.title, waitedSeconds: null, closed: true },
+        });
+      } else {
+        await this.d.cases.addEvent(tx, {
+          caseId: opened.caseId,
+          kind: 'call.voicemail_started',
+          actorKind: 'constituent',
+          conversationId: opened.conversationId,
+          data: { callId: call.id, from: call.fromNumber, waitedSeconds: null, closed: true },
+        });
+      }
+      return opened;
+    });
+    if (!made) return (await this.d.calls.byId(call.id))?.state === choice;
+    const view = await this.d.conversations.findView(made.conversationId);
+    if (view) this.d.notifier.conversationCreated(toSummary(view));
+    return true;
+  }
+
+  /** Where a call's case goes and what it is about; decided before any transaction (PGlite has one connection). */
+  private async plan(call: CallRow, serviceId: string | null) {
     const agency = await this.d.agencies.findById(call.agencyId);
     if (!agency) throw new AppError('NOT_FOUND', 'Agency not found');
     const service = serviceId ? await this.d.caseTypes.findService(call.agencyId, serviceId) : undefined;
     const caseType = service ? await this.d.caseTypes.find(call.agencyId, service.caseTypeId) : undefined;
-    // Decided before the transaction: its reads must not wait on it (PGlite has one connection).
     const known = await this.d.constituents.findByPhone(call.agencyId, call.fromNumber);
     const route = await this.d.decideRoute(
       call.agencyId,
@@ -116,75 +191,77 @@ export class CallService {
       caseType?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(call.agencyId)) ?? null,
     );
     if (!route.groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking calls yet', { retryable: false });
-    const groupId = route.groupId;
-    const now = this.now();
+    return { agency, service, caseType, route, groupId: route.groupId };
+  }
 
-    const made = await this.d.db.transaction(async (tx) => {
-      const moved = await this.d.calls.transition(tx, call.id, ['ivr'], 'queued', { queuedAt: now.toISOString(), serviceId: service?.id ?? null });
-      if (!moved) return undefined;
-      const constituentId = await this.d.constituents.findOrCreate(tx, call.agencyId, {
-        name: call.fromNumber,
-        phone: /^\+\d+$/.test(call.fromNumber) ? call.fromNumber : undefined,
-        language: call.language,
-      });
-      const identityId = await this.d.constituents.ensureIdentity(tx, {
-        agencyId: call.agencyId,
-        constituentId,
-        channel: 'voice',
-        address: call.fromNumber,
-      });
-      // One open conversation per number: a call whose end Twilio never reported must not block this one.
-      const stale = await this.d.conversations.findOpenByIdentity(tx, identityId);
-      if (stale) {
-        await this.d.conversations.end(stale.id, tx);
-        await this.d.cases.addEvent(tx, {
-          caseId: stale.caseId,
-          kind: 'conversation.ended',
-          actorKind: 'system',
-          conversationId: stale.id,
-          data: { reason: 'superseded_by_new_call' },
-        });
-      }
-      const reference = await this.d.cases.nextReference(tx, call.agencyId, caseType?.prefix ?? agency.casePrefix, now.getUTCFullYear());
-      const kase = await this.d.cases.create(tx, {
-        agencyId: call.agencyId,
-        reference,
-        title: service ? `Phone call: ${service.title.en}` : 'Phone call',
-        constituentId,
-        groupId,
-        caseTypeId: caseType?.id ?? null,
-        priority: route.priority,
-      });
-      await this.d.caseStarted(tx, kase);
-      const conv = await this.d.conversations.create(tx, {
-        agencyId: call.agencyId,
-        constituentId,
-        channelIdentityId: identityId,
-        channel: 'voice',
-        groupId,
-        caseId: kase.id,
-        language: call.language,
-      });
-      await this.d.calls.update(tx, call.id, { conversationId: conv.id, caseId: kase.id, constituentId });
-      await this.d.cases.addEvent(tx, {
-        caseId: kase.id,
-        kind: 'call.received',
-        actorKind: 'constituent',
-        conversationId: conv.id,
-        data: { callId: call.id, from: call.fromNumber, language: call.language, service: service?.title.en ?? null, routing: route.explanation },
-      });
-      return { conversationId: conv.id, groupId };
+  /** The caller as a constituent, the case and the voice conversation (queued), and the "call received" entry. */
+  private async openCase(
+    tx: Tx,
+    call: CallRow,
+    plan: Awaited<ReturnType<CallService['plan']>>,
+    now: Date,
+    extra: { closed?: boolean },
+  ): Promise<{ conversationId: string; caseId: string; groupId: string }> {
+    const { agency, service, caseType, route, groupId } = plan;
+    const constituentId = await this.d.constituents.findOrCreate(tx, call.agencyId, {
+      name: call.fromNumber,
+      phone: /^\+\d+$/.test(call.fromNumber) ? call.fromNumber : undefined,
+      language: call.language,
     });
-    if (!made) {
-      const again = await this.d.calls.byId(call.id);
-      if (!again?.conversationId) throw new AppError('CONFLICT', 'This call changed meanwhile');
-      return this.queued(again.conversationId);
+    const identityId = await this.d.constituents.ensureIdentity(tx, {
+      agencyId: call.agencyId,
+      constituentId,
+      channel: 'voice',
+      address: call.fromNumber,
+    });
+    // One open conversation per number: a call whose end Twilio never reported must not block this one.
+    const stale = await this.d.conversations.findOpenByIdentity(tx, identityId);
+    if (stale) {
+      await this.d.conversations.end(stale.id, tx);
+      await this.d.cases.addEvent(tx, {
+        caseId: stale.caseId,
+        kind: 'conversation.ended',
+        actorKind: 'system',
+        conversationId: stale.id,
+        data: { reason: 'superseded_by_new_call' },
+      });
     }
-    const view = await this.d.conversations.findView(made.conversationId);
-    if (view) this.d.notifier.conversationCreated(toSummary(view));
-    await this.d.announceQueue(groupId).catch(() => undefined);
-    this.d.routing.queueChanged(groupId);
-    return made;
+    const reference = await this.d.cases.nextReference(tx, call.agencyId, caseType?.prefix ?? agency.casePrefix, now.getUTCFullYear());
+    const kase = await this.d.cases.create(tx, {
+      agencyId: call.agencyId,
+      reference,
+      title: service ? `Phone call: ${service.title.en}` : 'Phone call',
+      constituentId,
+      groupId,
+      caseTypeId: caseType?.id ?? null,
+      priority: route.priority,
+    });
+    await this.d.caseStarted(tx, kase);
+    const conv = await this.d.conversations.create(tx, {
+      agencyId: call.agencyId,
+      constituentId,
+      channelIdentityId: identityId,
+      channel: 'voice',
+      groupId,
+      caseId: kase.id,
+      language: call.language,
+    });
+    await this.d.calls.update(tx, call.id, { conversationId: conv.id, caseId: kase.id, constituentId });
+    await this.d.cases.addEvent(tx, {
+      caseId: kase.id,
+      kind: 'call.received',
+      actorKind: 'constituent',
+      conversationId: conv.id,
+      data: {
+        callId: call.id,
+        from: call.fromNumber,
+        language: call.language,
+        service: service?.title.en ?? null,
+        routing: route.explanation,
+        ...(extra.closed ? { closed: true } : {}),
+      },
+    });
+    return { conversationId: conv.id, caseId: kase.id, groupId };
   }
 
   private async queued(conversationId: string): Promise<{ groupId: string; conversationId: string }> {
@@ -331,6 +408,46 @@ export class CallService {
     }
     if ((call.state === 'voicemail' || call.state === 'callback') && !call.endedAt) {
       await this.d.calls.update(this.d.db, call.id, { endedAt: this.now().toISOString() });
+    }
+  }
+
+  /**
+   * Staff ended a voice conversation in the console: the live call is hung up through Twilio's REST API and
+   * recorded as ended by the agent (Twilio's later reports about it then change nothing). Never throws.
+   */
+  async hangUp(conversationId: string, byUserId: string | null): Promise<void> {
+    try {
+      const call = await this.d.calls.byConversation(conversationId);
+      if (!call || !LIVE.has(call.state)) return;
+      const agency = await this.d.twilioAgency(call.agencyId);
+      if (!agency) return;
+      try {
+        await this.d.clients.forAgency(agency).calls(call.callSid).update({ status: 'completed' });
+      } catch (err) {
+        // 20404 / 21220: the call is already over; its status callback says how.
+        this.d.logger.warn({ callId: call.id, code: (err as { code?: number }).code ?? null }, 'Twilio did not hang up the call');
+        return;
+      }
+      const now = this.now();
+      const done = await this.d.db.transaction(async (tx) => {
+        const moved = await this.d.calls.transition(tx, call.id, ['ivr', 'queued', 'connecting', 'in_progress'], 'completed', {
+          endedAt: now.toISOString(),
+          durationSeconds: secondsSince(call.answeredAt, now),
+        });
+        if (!moved?.caseId) return moved;
+        await this.d.cases.addEvent(tx, {
+          caseId: moved.caseId,
+          kind: 'call.ended',
+          actorKind: byUserId ? 'agent' : 'system',
+          actorUserId: byUserId,
+          conversationId: moved.conversationId,
+          data: { callId: call.id, durationSeconds: moved.durationSeconds, endedBy: 'agent' },
+        });
+        return moved;
+      });
+      if (done?.agentId) this.d.routing.agentFreed(done.agentId);
+    } catch (err) {
+      this.d.logger.warn({ err, conversationId }, 'hanging up a call failed');
     }
   }
 

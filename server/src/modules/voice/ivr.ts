@@ -33,6 +33,10 @@ export const PROMPTS = {
     putThrough: 'Connecting you now.',
     goodbye: 'Thank you for calling. Goodbye.',
     unavailable: 'Sorry, we cannot take your call right now. Please try again later.',
+    closed: 'Our office is closed right now.',
+    closedOptions: 'To have us call you back when we are open, press 1. To leave a message, press 2, or stay on the line.',
+    closedCallback: 'Thank you. We will call you back at the number you are calling from when we are open. Goodbye.',
+    outgoingRefused: 'This call cannot be placed. Goodbye.',
   },
   es: {
     welcome: (agency: string) => `Gracias por llamar a ${agency}.`,
@@ -53,6 +57,10 @@ export const PROMPTS = {
     putThrough: 'Le estamos comunicando.',
     goodbye: 'Gracias por llamar. Adiós.',
     unavailable: 'Disculpe, no podemos atender su llamada en este momento. Por favor, intente más tarde.',
+    closed: 'Nuestra oficina está cerrada en este momento.',
+    closedOptions: 'Si desea que le devolvamos la llamada cuando estemos abiertos, oprima 1. Para dejar un mensaje, oprima 2 o permanezca en la línea.',
+    closedCallback: 'Gracias. Le devolveremos la llamada al número desde el que llama cuando estemos abiertos. Adiós.',
+    outgoingRefused: 'No se puede realizar esta llamada. Adiós.',
   },
 } as const;
 
@@ -115,6 +123,43 @@ export class Ivr {
     this.say(g, lang, p.menuOther);
     // Nothing chosen: the general line.
     vr.redirect({ method: 'POST' }, this.url('menu', { lang, attempt: String(attempt), default: '0' }));
+    return vr.toString();
+  }
+
+  /** Outside business hours, instead of the menu: a callback when the office opens, or a voicemail (the default). */
+  closed(lang: Lang, attempt = 0): string {
+    const vr = new twilio.twiml.VoiceResponse();
+    const p = PROMPTS[lang];
+    this.say(vr, lang, attempt > 0 ? p.notUnderstood : p.closed);
+    const g = vr.gather({
+      input: ['dtmf', 'speech'],
+      numDigits: 1,
+      timeout: 6,
+      action: this.url('closed', { lang, attempt: String(attempt) }),
+      method: 'POST',
+      language: SPEECH[lang],
+      hints: lang === 'es' ? 'devolver la llamada, mensaje de voz' : 'call back, callback, voicemail, message',
+    });
+    this.say(g, lang, p.closedOptions);
+    // Nothing chosen: a voicemail.
+    vr.redirect({ method: 'POST' }, this.url('closed', { lang, attempt: String(attempt), default: 'voicemail' }));
+    return vr.toString();
+  }
+
+  /**
+   * An agent's call from the browser (the TwiML App's voice URL): the constituent's number, shown the agency's
+   * number; the Dial action hears how it ended.
+   */
+  outgoing(to: string, callerId: string, caseId: string | null): string {
+    const vr = new twilio.twiml.VoiceResponse();
+    const dial = vr.dial({
+      callerId,
+      timeout: 30,
+      answerOnBridge: true,
+      action: this.url('outgoing/ended', caseId ? { case: caseId } : {}),
+      method: 'POST',
+    });
+    dial.number(to);
     return vr.toString();
   }
 

@@ -86,7 +86,9 @@ export class VoiceSettingsService {
 
   async preference(p: StaffPrincipal): Promise<VoicePreference> {
     const [u] = await this.d.db.select({ phone: users.voicePhone }).from(users).where(eq(users.id, p.userId));
-    return { phoneNumber: u?.phone ?? null };
+    const [a] = await this.d.db.select().from(agencies).where(eq(agencies.id, p.agencyId));
+    const phoneReady = Boolean(a?.twilioAccountSid && a.twilioAuthTokenSealed && a.twilioPublicBaseUrl && a.twilioNumbers.length);
+    return { phoneNumber: u?.phone ?? null, phoneReady };
   }
 
   async setPreference(p: StaffPrincipal, phoneNumber: string | null): Promise<VoicePreference> {

@@ -11,6 +11,7 @@ import type { TwilioAgency, TwilioSettingsService } from '../twilio/twilio-setti
 import type { CallRow } from './call.repository.js';
 import { queueName, type CallService } from './call.service.js';
 import { Ivr, languageFrom, PROMPTS, serviceFrom, VOICE_PATH, waitChoiceFrom, type Lang } from './ivr.js';
+import type { OutgoingCalls } from './outgoing.js';
 import { agentIdentity, type VoiceSettingsService } from './voice-settings.service.js';
 
 const CALL_SID = /^CA[0-9a-fA-F]{32}$/;
@@ -90,6 +91,7 @@ export function voiceWebhookRoutes(deps: {
   settings: TwilioSettingsService;
   voiceSettings: VoiceSettingsService;
   calls: CallService;
+  outgoing: OutgoingCalls;
   audit: AuditRepository;
   logger: Logger;
 }): Router {
@@ -179,7 +181,31 @@ export function voiceWebhookRoutes(deps: {
     const lang = languageFrom(s.params.Digits, s.params.SpeechResult) ?? (req.query.default === 'en' || attempt >= 1 ? 'en' : undefined);
     if (!lang) return void twiml(res, s.ivr.greeting('', attempt + 1));
     await deps.calls.setLanguage(call, lang);
+    // Closed (business hours, holidays): nobody is queued; a callback or a voicemail instead.
+    if (call.state === 'ivr' && !(await deps.calls.isOpen(s.agency.agencyId))) return void twiml(res, s.ivr.closed(lang));
     await menuOrQueue(res, s, { ...call, language: lang }, lang);
+  });
+
+  // 2b. Closed: the caller chose a callback or a voicemail (or nothing: a voicemail).
+  router.post(`${VOICE_PATH}/closed`, form, async (req, res) => {
+    const s = await verify(req, res, 'closed', { byCall: false });
+    if (!s) return;
+    if (!wellFormed(s) || !s.params.From) return void bad(res, 'AccountSid, CallSid and From are required');
+    const call = await ivrCall(s);
+    const lang = langOf(req, call.language);
+    const attempt = attemptOf(req);
+    let choice = req.query.default === 'voicemail' ? 'voicemail' : waitChoiceFrom(s.params.Digits, s.params.SpeechResult);
+    if (!choice) {
+      if (attempt < 1) return void twiml(res, s.ivr.closed(lang, attempt + 1));
+      choice = 'voicemail';
+    }
+    try {
+      if (!(await deps.calls.closedHours({ ...call, language: lang }, choice))) return void twiml(res, s.ivr.say1(lang, PROMPTS[lang].goodbye));
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'UNAVAILABLE') throw err;
+      return void twiml(res, s.ivr.say1(lang, PROMPTS[lang].unavailable));
+    }
+    twiml(res, choice === 'callback' ? s.ivr.say1(lang, PROMPTS[lang].closedCallback) : s.ivr.voicemail(lang));
   });
 
   // 3. Service chosen: the call becomes a conversation with a case and waits in its group's queue.
@@ -317,6 +343,78 @@ export function voiceWebhookRoutes(deps: {
     const call = await callOf(s, p.CallSid);
     if (call) await deps.calls.callEnded(call, p.CallStatus, intOf(p.CallDuration));
     res.status(204).end();
+  });
+
+  /**
+   * The agency whose Twilio account a browser call is on (a call from the browser is "to" the constituent, so
+   * the account identifies it), checked by the signature; 403 and an audit entry otherwise.
+   */
+  async function verifyAccount(req: Request, res: Response, step: string): Promise<{ agency: TwilioAgency & { fromNumber: string }; params: Params } | undefined> {
+    const params = (req.body && typeof req.body === 'object' ? req.body : {}) as Params;
+    const signature = req.header('X-Twilio-Signature');
+    let agency: (TwilioAgency & { fromNumber: string }) | undefined;
+    if (signature && typeof params.AccountSid === 'string' && /^AC[0-9a-fA-F]{32}$/.test(params.AccountSid)) {
+      for (const id of await deps.outgoing.agencyIdsByAccount(params.AccountSid)) {
+        const a = await deps.settings.byAgency(id);
+        if (a && twilio.validateRequest(a.authToken, signature, `${a.publicBaseUrl}${req.originalUrl}`, params)) {
+          agency = a;
+          break;
+        }
+      }
+    }
+    if (!agency) {
+      await deps.audit
+        .record({ agencyId: null, actorKind: 'anonymous', actorId: null, action: 'twilio.voice_webhook', outcome: 'denied', sourceIp: req.ip, detail: { step, reason: 'bad_signature' } })
+        .catch(() => undefined);
+      res.status(403).type('text/plain').send('Forbidden');
+      return undefined;
+    }
+    return { agency, params };
+  }
+
+  // 13. An agent calls from the browser (the TwiML App's voice URL): only an agent or supervisor of this agency,
+  // only to one of its constituents' numbers, shown the agency's number; anything else is refused and hung up.
+  router.post(`${VOICE_PATH}/outgoing`, form, async (req, res) => {
+    const v = await verifyAccount(req, res, 'outgoing');
+    if (!v) return;
+    const { agency, params: p } = v;
+    if (!CALL_SID.test(p.CallSid ?? '') || !p.From) return void bad(res, 'CallSid and From are required');
+    const ivr = new Ivr(agency.publicBaseUrl);
+    const decision = await deps.outgoing.decide(agency.agencyId, { from: p.From, to: p.To ?? '', caseId: p.CaseId });
+    await deps.audit
+      .record({
+        agencyId: agency.agencyId,
+        actorKind: decision.ok ? 'staff' : 'anonymous',
+        actorId: decision.ok ? decision.agentId : null,
+        action: 'call.outgoing',
+        outcome: decision.ok ? 'success' : 'denied',
+        sourceIp: req.ip,
+        detail: decision.ok ? { caseId: decision.caseId } : { reason: decision.reason },
+      })
+      .catch(() => undefined);
+    if (!decision.ok) return void twiml(res, ivr.say1('en', PROMPTS.en.outgoingRefused));
+    if (decision.caseId) {
+      await deps.outgoing.logOnce(decision.caseId, 'call.outgoing', decision.agentId, p.CallSid!, { to: decision.to });
+    }
+    twiml(res, ivr.outgoing(decision.to, agency.fromNumber, decision.caseId));
+  });
+
+  // 14. The browser call ended (its Dial's action): how, and how long, on the case it was placed from.
+  router.post(`${VOICE_PATH}/outgoing/ended`, form, async (req, res) => {
+    const v = await verifyAccount(req, res, 'outgoing-ended');
+    if (!v) return;
+    const p = v.params;
+    if (!CALL_SID.test(p.CallSid ?? '') || !p.DialCallStatus) return void bad(res, 'CallSid and DialCallStatus are required');
+    const caseId = typeof req.query.case === 'string' ? req.query.case : undefined;
+    if (caseId && (await deps.outgoing.caseOfAgency(v.agency.agencyId, caseId))) {
+      await deps.outgoing.logOnce(caseId, 'call.outgoing_ended', null, p.CallSid!, {
+        status: p.DialCallStatus.slice(0, 20),
+        durationSeconds: intOf(p.DialCallDuration) ?? null,
+      });
+    }
+    const vr = new twilio.twiml.VoiceResponse();
+    vr.hangup();
+    twiml(res, vr.toString());
   });
 
   return router;

@@ -98,6 +98,7 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
     case 'call.received':
       return (
         `Call from ${String(d.from)}${d.service ? ` about “${String(d.service)}”` : ''}${d.language === 'es' ? ' (Spanish)' : ''}` +
+        (d.closed ? ' while the office was closed' : '') +
         (d.routing ? ` · ${String(d.routing)}` : '')
       );
     case 'call.ringing':
@@ -105,6 +106,7 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
     case 'call.answered':
       return `${who} answered the call${typeof d.waitedSeconds === 'number' ? ` after ${duration(d.waitedSeconds)} waiting` : ''}`;
     case 'call.ended':
+      if (d.endedBy === 'agent') return `${who} ended the call${typeof d.durationSeconds === 'number' ? ` after ${duration(d.durationSeconds)}` : ''}`;
       return `Call ended${typeof d.durationSeconds === 'number' ? ` after ${duration(d.durationSeconds)}` : ''}`;
     case 'call.missed':
       return `${e.actorName ?? 'The agent'} did not pick up (${String(d.status)}): the caller is back in line, keeping their place`;
@@ -115,7 +117,11 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
     case 'call.callback_requested':
       return `The caller asked to be called back at ${String(d.number)}: task “${String(d.title)}” added for the group`;
     case 'call.voicemail_started':
-      return 'The caller chose to leave a voicemail';
+      return d.closed ? 'The office was closed: the caller was offered a voicemail' : 'The caller chose to leave a voicemail';
+    case 'call.outgoing':
+      return `${who} called ${String(d.to)} from the browser`;
+    case 'call.outgoing_ended':
+      return `The call to the constituent ended (${String(d.status)})${typeof d.durationSeconds === 'number' && d.durationSeconds > 0 ? ` after ${duration(d.durationSeconds)}` : ''}`;
     case 'call.voicemail':
       return `Voicemail left${typeof d.durationSeconds === 'number' ? ` (${duration(d.durationSeconds)})` : ''}${d.playable ? ': play it under Calls' : ''}`;
     case 'call.recording':

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Balancer, Node } from '../support/cluster.js';
+import { createTestDatabase } from '../support/harness.js';
+import { check, report, Traffic } from './traffic.js';
+
+jest.setTimeout(180_000);
+
+// F-1: two nodes behind a balancer carry live chats; one is killed without warning while messages fly.
+describe('fault: a node is killed (SIGKILL) mid-conversation', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let a: Node;
+  let b: Node;
+  let lb: Balancer;
+  let traffic: Traffic | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const env = { DATABASE_URL: db.url, REDIS_URL: process.env.REDIS_URL!, TRUST_PROXY: 'true' };
+    a = await Node.start(env);
+    b = await Node.start(env);
+    lb = await Balancer.start(() => [a, b].filter((n) => n.alive).map((n) => n.port));
+  }, 120_000);
+  afterAll(async () => {
+    traffic?.close();
+    await lb?.close();
+    await Promise.all([a?.kill('SIGTERM'), b?.kill('SIGTERM')]);
+    await db?.drop();
+  });
+
+  it('clients of the killed node reconnect to the other and catch up: nothing acknowledged is lost, duplicated or reordered', async () => {
+    traffic = await Traffic.open({
+      count: 16,
+      constituentUrls: [lb.url],
+      agentUrls: [lb.url],
+      agents: ['agent@demo.gov', 'agent2@demo.gov', 'supervisor@demo.gov'],
+    });
+    traffic.start(10);
+    await new Promise((r) => setTimeout(r, 3000));
+    const before = traffic.ledger.length;
+    await a.kill('SIGKILL');
+    const killedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 8000));
+    await traffic.drain();
+    await traffic.settle();
+    const verdict = await check(db.url, traffic);
+    console.log(
+      report('SIGKILL one of two nodes under ~10 msg/s', verdict, {
+        'sent before the kill': before,
+        'clients that reconnected': traffic.reconnected(),
+        'surviving node alive': b.alive,
+        'seconds after the kill': Math.round((Date.now() - killedAt) / 1000),
+      }),
+    );
+    expect(a.alive).toBe(false);
+    expect(b.alive).toBe(true);
+    expect(traffic.reconnected()).toBeGreaterThan(0);
+    expect(verdict.unacked).toBe(0);
+    expect(verdict.acked).toBeGreaterThan(before);
+    expect(verdict).toMatchObject({ lost: [], duplicated: [], disorder: [], undelivered: [], foreign: [] });
+    expect((await fetch(`${b.url}/api/health`)).status).toBe(200);
+  });
+});
