@@ -124,6 +124,9 @@ export interface App {
   };
 }
 
+/** The advisory-lock key under which one node at a time runs the case timers. */
+const TIMERS_LOCK = 724312;
+
 /** Builds Express + Socket.IO and wires every module. Listens nowhere, reads no environment. */
 export function createApp(o: AppOptions): App {
   const db = o.database.db;
@@ -344,12 +347,13 @@ export function createApp(o: AppOptions): App {
     now: clock,
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
   });
-  // SLA alerts and the closing of resolved cases run on a timer on every node; each is claimed once.
+  // SLA alerts, closing resolved cases, routing sweeps and stalled texts: a timer on every node, run by one at a time.
   const timers = new CaseTimers({
     sla,
     cases,
     sweepQueues: async () => (router ? (await router.expireUnaccepted()) + (await router.sweep()) : 0),
     sweepTexts: () => smsOutbound.sweep(),
+    exclusive: (fn) => o.database.exclusive(TIMERS_LOCK, fn),
     logger: o.logger,
     intervalMs: o.caseTimerMs ?? 15_000,
   });

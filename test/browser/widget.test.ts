@@ -161,6 +161,40 @@ describe('the chat widget on an agency page, in Chromium', () => {
     expect(await w.getByText('Sent while offline').count()).toBe(1);
   });
 
+  it('a tab reloaded before its message was acknowledged sends it after the reload, once', async () => {
+    // The widget's socket passes through here; while `holdSends` is on, its sends never reach the server, so
+    // the message stays unacknowledged, as when the network dies just after Enter.
+    let holdSends = true;
+    let held = 0;
+    await page.routeWebSocket(/\/socket\.io\//, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((frame) => {
+        if (holdSends && typeof frame === 'string' && frame.includes('"message:send"')) {
+          held++;
+          return;
+        }
+        server.send(frame);
+      });
+    });
+    const w = await openAndStart('Reloading Rita');
+    const conversationId = await latestConversationId();
+    const box = w.getByLabel('Type your message');
+    await box.fill('Typed just before the reload');
+    await box.press('Enter');
+    await eventually(() => held, 1);
+    await page.waitForTimeout(300);
+    const before = await h.http.get(`/api/conversations/${conversationId}/messages`).set('Cookie', agentSession.cookie);
+    expect(before.body.messages.map((m: { body: string }) => m.body)).not.toContain('Typed just before the reload');
+
+    holdSends = false;
+    await page.reload();
+    await page.getByRole('button', { name: 'Chat with us' }).click();
+    await widget().getByText('Delivered').waitFor({ timeout: 20_000 });
+    const after = await h.http.get(`/api/conversations/${conversationId}/messages`).set('Cookie', agentSession.cookie);
+    expect(after.body.messages.filter((m: { body: string }) => m.body === 'Typed just before the reload')).toHaveLength(1);
+    expect(await widget().getByText('Typed just before the reload').count()).toBe(1);
+  });
+
   it('works by keyboard only: open, fill, start, chat, and close back to the launcher', async () => {
     await page.goto(`${h.url}/demo`);
     const launcher = page.getByRole('button', { name: 'Chat with us' });

@@ -147,8 +147,13 @@ describe('SLA timers on several nodes', () => {
     const slaEvents = async () =>
       ((await b.http.get(`/api/cases/${caseId}`).set('Cookie', sup.cookie)).body.events as { kind: string }[]).filter((e) => e.kind.startsWith('sla.')).map((e) => e.kind);
 
-    // Past the 75 % mark (45 of 60 minutes): both nodes race, several times over.
+    // Past the 75 % mark (45 of 60 minutes). While node A runs a pass (holds the timers' lock), node B's pass
+    // does nothing at all: the jobs run on one node at a time.
     now = new Date('2026-12-23T22:50:00Z');
+    const whileAHolds = await a.server.database.exclusive(724312, () => tick(b));
+    expect(whileAHolds).toEqual({ alerts: 0, closed: 0, routed: 0, texts: 0 });
+    expect(await slaEvents()).toEqual([]);
+    // Then both nodes race, several times over.
     const results = await Promise.all([tick(a), tick(b), tick(a), tick(b)]);
     expect(results.reduce((n, r) => n + r.alerts, 0)).toBe(1);
     expect(await slaEvents()).toEqual(['sla.warning']);

@@ -187,6 +187,7 @@ export class Node {
 export class Balancer {
   private server!: Server;
   private readonly open = new Set<Socket>();
+  private readonly clients = new Set<Socket>();
   private next = 0;
   port = 0;
 
@@ -219,7 +220,11 @@ export class Balancer {
     }
     client.pause();
     this.open.add(client);
-    client.once('close', () => this.open.delete(client));
+    this.clients.add(client);
+    client.once('close', () => {
+      this.open.delete(client);
+      this.clients.delete(client);
+    });
     client.on('error', () => client.destroy());
     const ports = this.targets();
     for (let i = 0; i < ports.length; i++) {
@@ -246,9 +251,9 @@ export class Balancer {
     client.destroy();
   }
 
-  /** Cuts every open connection at once (a load balancer restart, a network blip). */
+  /** Cuts every open connection at once (a load balancer restart, a network blip); returns how many clients. */
   dropAll(): number {
-    const n = this.open.size;
+    const n = this.clients.size;
     for (const s of this.open) s.destroy();
     return n;
   }

@@ -22,6 +22,12 @@ export interface Database {
   kind: DatabaseKind;
   /** True when a trivial query answers. */
   ping(): Promise<boolean>;
+  /**
+   * Runs `fn` only if no other node is running work under the same key (a PostgreSQL advisory lock held for
+   * the run; released by the server if this node dies). Returns undefined when another node has it. PGlite
+   * serves one node, so there it simply runs.
+   */
+  exclusive<T>(key: number, fn: () => Promise<T>): Promise<T | undefined>;
   close(): Promise<void>;
 }
 
@@ -58,6 +64,20 @@ async function openPostgres(url: string, onPoolError?: (err: Error) => void): Pr
     db,
     kind: 'postgres',
     ping: () => ping(db),
+    exclusive: async (key, fn) => {
+      const client = await pool.connect();
+      try {
+        const { rows } = await client.query<{ got: boolean }>('select pg_try_advisory_lock($1) as got', [key]);
+        if (!rows[0]?.got) return undefined;
+        try {
+          return await fn();
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [key]).catch(() => undefined);
+        }
+      } finally {
+        client.release();
+      }
+    },
     close: () => pool.end(),
   };
 }
@@ -84,6 +104,7 @@ async function openPglite(dataDir: string | null): Promise<Database> {
     db,
     kind: 'pglite',
     ping: () => ping(db),
+    exclusive: (_key, fn) => fn(),
     close: async () => {
       try {
         await client.close();

@@ -20,6 +20,8 @@ export class CaseTimers {
       sweepQueues: () => Promise<number>;
       /** Sends texts a stopped node left pending. */
       sweepTexts?: () => Promise<number>;
+      /** Runs a pass only on the node holding the timers' lock (several nodes: exactly one at a time). */
+      exclusive?: <T>(fn: () => Promise<T>) => Promise<T | undefined>;
       logger: Logger;
       intervalMs: number;
     },
@@ -40,17 +42,20 @@ export class CaseTimers {
   /** One pass; a pass still running is not overlapped. */
   async tick(): Promise<{ alerts: number; closed: number; routed: number; texts: number }> {
     if (this.running) await this.running;
+    const idle = { alerts: 0, closed: 0, routed: 0, texts: 0 };
+    const work = async () => ({
+      alerts: await this.d.sla.tick(),
+      closed: await this.d.cases.closeExpired(),
+      routed: await this.d.sweepQueues(),
+      texts: (await this.d.sweepTexts?.()) ?? 0,
+    });
     const pass = (async () => {
       try {
-        return {
-          alerts: await this.d.sla.tick(),
-          closed: await this.d.cases.closeExpired(),
-          routed: await this.d.sweepQueues(),
-          texts: (await this.d.sweepTexts?.()) ?? 0,
-        };
+        // Each job also claims what it handles once, so a lock lost mid-pass (a database restart) stays safe.
+        return (this.d.exclusive ? await this.d.exclusive(work) : await work()) ?? idle;
       } catch (err) {
         this.d.logger.error({ err }, 'case timers failed; retrying next tick');
-        return { alerts: 0, closed: 0, routed: 0, texts: 0 };
+        return idle;
       }
     })();
     this.running = pass;
