@@ -114,6 +114,24 @@ describe('two nodes behind PostgreSQL and Redis', () => {
     expect(claims.filter((c) => c.ok)).toHaveLength(1);
   });
 
+  it('a flooding widget session cannot double its message budget by spreading over both nodes', async () => {
+    const { token } = await a.widgetSession();
+    const conv = await a.startConversation(token, { name: 'Spreads Load' });
+    const [onA, onB] = await Promise.all([a.constituentSocket(token), b.constituentSocket(token)]);
+    const acks = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        (i % 2 ? onB : onA).emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: `flood ${i}` }),
+      ),
+    );
+    const ok = acks.filter((r) => r.ok).length;
+    const limited = acks.filter((r) => !r.ok && r.error.code === 'RATE_LIMITED' && (r.error.retryAfterMs ?? 0) > 0).length;
+    // One budget (30 a minute) shared through Redis, not 30 per node.
+    expect(ok).toBeLessThanOrEqual(30);
+    expect(ok + limited).toBe(50);
+    const stored = await a.server.database.db.execute(sql`select count(*)::int as n from messages where conversation_id = ${conv.id} and author_kind = 'constituent'`);
+    expect(Number((stored as unknown as { rows: { n: number }[] }).rows[0]!.n)).toBe(ok);
+  });
+
   it('logging out on node A closes the same session\'s socket on node B within 5 s', async () => {
     const s = await a.login('supervisor@demo.gov');
     const socketOnB = await b.staffSocket(s);
