@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { Balancer, Node } from '../support/cluster.js';
-import { createTestDatabase } from '../support/harness.js';
+import { describe, expect, it, jest } from '@jest/globals';
+import { processPair } from './pair.js';
 import { check, report, Traffic } from './traffic.js';
 
 // The five-minute drop is real time: this file runs for about seven minutes, beside the others.
@@ -10,30 +9,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // F-8: constituents lose their network (their tab stays open) while agents on another line keep answering.
 describe('fault: constituents offline for 10 s and for 5 min', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let a: Node;
-  let b: Node;
-  let net: Balancer;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = { DATABASE_URL: db.url, REDIS_URL: process.env.REDIS_URL!, TRUST_PROXY: 'true' };
-    a = await Node.start(env);
-    b = await Node.start(env);
-    // The constituents' network: through this balancer; the agents connect to node B directly.
-    net = await Balancer.start(() => [a, b].filter((n) => n.alive).map((n) => n.port));
-  }, 120_000);
-  afterAll(async () => {
-    await net?.close();
-    await Promise.all([a?.kill('SIGTERM'), b?.kill('SIGTERM')]);
-    await db?.drop();
-  });
+  // The constituents' network goes through the balancer; the agents connect to node B directly.
+  const pair = processPair({ balancer: true });
 
   for (const [label, offlineMs, ipBase] of [
     ['10 s', 10_000, 0],
     ['5 min', 300_000, 100],
   ] as const) {
     it(`offline ${label}: on reconnect every missed message is there, in order, within 3 s; nothing typed offline is lost or doubled`, async () => {
+      const { b, lb: net } = pair;
       const traffic = await Traffic.open({
         count: 6,
         constituentUrls: [net.url],
@@ -54,14 +38,14 @@ describe('fault: constituents offline for 10 s and for 5 min', () => {
         const back = Date.now();
         let caughtUpMs: number | undefined;
         while (caughtUpMs === undefined && Date.now() - back < 30_000) {
-          const v = await check(db.url, traffic);
+          const v = await check(pair.databaseUrl, traffic);
           if (!v.undelivered.some((u) => u.startsWith('constituent'))) caughtUpMs = Date.now() - back;
           else await sleep(200);
         }
         await sleep(2000);
         await traffic.drain();
         await traffic.settle();
-        const verdict = await check(db.url, traffic);
+        const verdict = await check(pair.databaseUrl, traffic);
         const typedOffline = traffic.ledger.filter((e) => e.body.startsWith('typed offline') && e.seqs.length).length;
         console.log(
           report(`constituents offline ${label} (network cut, tab open) under ~4 msg/s`, verdict, {

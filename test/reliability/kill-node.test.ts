@@ -1,33 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { Balancer, Node } from '../support/cluster.js';
-import { createTestDatabase } from '../support/harness.js';
+import { afterAll, describe, expect, it, jest } from '@jest/globals';
+import { processPair } from './pair.js';
 import { check, report, Traffic } from './traffic.js';
 
 jest.setTimeout(180_000);
 
 // F-1: two nodes behind a balancer carry live chats; one is killed without warning while messages fly.
 describe('fault: a node is killed (SIGKILL) mid-conversation', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let a: Node;
-  let b: Node;
-  let lb: Balancer;
+  const pair = processPair({ balancer: true });
   let traffic: Traffic | undefined;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = { DATABASE_URL: db.url, REDIS_URL: process.env.REDIS_URL!, TRUST_PROXY: 'true' };
-    a = await Node.start(env);
-    b = await Node.start(env);
-    lb = await Balancer.start(() => [a, b].filter((n) => n.alive).map((n) => n.port));
-  }, 120_000);
-  afterAll(async () => {
-    traffic?.close();
-    await lb?.close();
-    await Promise.all([a?.kill('SIGTERM'), b?.kill('SIGTERM')]);
-    await db?.drop();
-  });
+  afterAll(() => traffic?.close());
 
   it('clients of the killed node reconnect to the other and catch up: nothing acknowledged is lost, duplicated or reordered', async () => {
+    const { a, b, lb } = pair;
     traffic = await Traffic.open({
       count: 16,
       constituentUrls: [lb.url],
@@ -42,7 +26,7 @@ describe('fault: a node is killed (SIGKILL) mid-conversation', () => {
     await new Promise((r) => setTimeout(r, 8000));
     await traffic.drain();
     await traffic.settle();
-    const verdict = await check(db.url, traffic);
+    const verdict = await check(pair.databaseUrl, traffic);
     console.log(
       report('SIGKILL one of two nodes under ~10 msg/s', verdict, {
         'sent before the kill': before,

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { Node, PrivatePostgres } from '../support/cluster.js';
+import { afterAll, describe, expect, it, jest } from '@jest/globals';
+import { processPair } from './pair.js';
 import { check, report, Traffic } from './traffic.js';
 
 jest.setTimeout(240_000);
@@ -8,24 +8,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // F-6: the database restarts (fast shutdown, about 10 s down) while two nodes carry live chats.
 describe('fault: PostgreSQL restarts under traffic', () => {
-  let pg: PrivatePostgres;
-  let a: Node;
-  let b: Node;
+  const pair = processPair({ privatePostgres: true });
   let traffic: Traffic | undefined;
-
-  beforeAll(async () => {
-    pg = await PrivatePostgres.start();
-    const env = { DATABASE_URL: pg.url, REDIS_URL: process.env.REDIS_URL!, TRUST_PROXY: 'true' };
-    a = await Node.start(env);
-    b = await Node.start(env);
-  }, 120_000);
-  afterAll(async () => {
-    traffic?.close();
-    await Promise.all([a?.kill('SIGTERM'), b?.kill('SIGTERM')]);
-    await pg?.destroy();
-  });
+  afterAll(() => traffic?.close());
 
   it('sends during the outage get a retryable error, never a false success; retries land once after it returns', async () => {
+    const { a, b, pg } = pair;
     traffic = await Traffic.open({
       count: 10,
       constituentUrls: [a.url, b.url],

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import { io as ioc } from 'socket.io-client';
 import { PROTOCOL_VERSION } from '@casebridge/shared';
-import { Balancer, Node } from '../support/cluster.js';
-import { createTestDatabase, type ClientSocket } from '../support/harness.js';
+import { type ClientSocket } from '../support/harness.js';
+import { processPair } from './pair.js';
 import { widgetSession } from './traffic.js';
 
 jest.setTimeout(300_000);
@@ -19,27 +19,12 @@ function cpuSeconds(pid: number): number {
 
 // F-10: a thousand widgets lose their connections at the same moment (a proxy restart) and all come back.
 describe('fault: 1,000 widget sockets dropped at once', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let a: Node;
-  let b: Node;
-  let lb: Balancer;
+  const pair = processPair({ balancer: true });
   const sockets: ClientSocket[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = { DATABASE_URL: db.url, REDIS_URL: process.env.REDIS_URL!, TRUST_PROXY: 'true' };
-    a = await Node.start(env);
-    b = await Node.start(env);
-    lb = await Balancer.start(() => [a, b].filter((n) => n.alive).map((n) => n.port));
-  }, 120_000);
-  afterAll(async () => {
-    sockets.forEach((s) => s.close());
-    await lb?.close();
-    await Promise.all([a?.kill('SIGTERM'), b?.kill('SIGTERM')]);
-    await db?.drop();
-  });
+  afterAll(() => sockets.forEach((s) => s.close()));
 
   it('all reconnect within 60 s with jittered backoff; no node stays pegged; both keep serving', async () => {
+    const { a, b, lb } = pair;
     // Sessions come from many addresses (as real visitors do), through the trusted proxy header.
     const tokens: string[] = [];
     for (let i = 0; i < SOCKETS; i += 25) {

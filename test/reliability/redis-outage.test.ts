@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import type { Message } from '@casebridge/shared';
-import { Node, PrivateRedis } from '../support/cluster.js';
-import { createTestDatabase } from '../support/harness.js';
+import { processPair } from './pair.js';
 import { check, report, Traffic, type Chat } from './traffic.js';
 
 jest.setTimeout(240_000);
@@ -29,27 +28,12 @@ function liveArrival(chat: Chat, body: string, ms: number): Promise<number> {
 
 // F-4: Redis (the fan-out between nodes) stops for 30 s and comes back empty.
 describe('fault: Redis stops for 30 s and starts again', () => {
-  let db: { url: string; drop: () => Promise<void> };
-  let redis: PrivateRedis;
-  let a: Node;
-  let b: Node;
+  const pair = processPair({ privateRedis: true });
   let traffic: Traffic | undefined;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    redis = await PrivateRedis.start();
-    const env = { DATABASE_URL: db.url, REDIS_URL: redis.url, TRUST_PROXY: 'true' };
-    a = await Node.start(env);
-    b = await Node.start(env);
-  }, 120_000);
-  afterAll(async () => {
-    traffic?.close();
-    await Promise.all([a?.kill('SIGTERM'), b?.kill('SIGTERM')]);
-    await redis?.stop();
-    await db?.drop();
-  });
+  afterAll(() => traffic?.close());
 
   it('no node crashes; same-node chat goes on; cross-node delivery is back within 5 s of Redis and gaps are filled', async () => {
+    const { a, b, redis } = pair;
     // Constituents on node A; even chats have their agent on node B (cross-node), odd ones on node A (same node).
     traffic = await Traffic.open({
       count: 12,
@@ -85,7 +69,7 @@ describe('fault: Redis stops for 30 s and starts again', () => {
     await sleep(2000);
     await traffic.drain();
     await traffic.settle();
-    const verdict = await check(db.url, traffic);
+    const verdict = await check(pair.databaseUrl, traffic);
     console.log(
       report('Redis down for 30 s under ~8 msg/s, then back (empty)', verdict, {
         'same-node live delivery during the outage (ms)': sameMs,

@@ -12,6 +12,7 @@ import type { SmsOutboundService } from './sms-outbound.service.js';
 import type { TextLinkService } from './text-link.service.js';
 import { MediaRefused, type FetchedMedia, type TwilioClients } from './twilio-client.js';
 import type { TwilioAgency, TwilioSettingsService } from './twilio-settings.service.js';
+import { verifyTwilioSignature } from './webhook-signature.js';
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 const MESSAGE_SID = /^(SM|MM)[0-9a-fA-F]{32}$/;
@@ -67,22 +68,7 @@ export function twilioWebhookRoutes(deps: {
     const params = (req.body ?? {}) as Record<string, string>;
     const number = params[ours];
     const agency = typeof number === 'string' ? await deps.settings.byNumber(number) : undefined;
-    const signature = req.header('X-Twilio-Signature');
-    if (!agency || !signature || !twilio.validateRequest(agency.authToken, signature, `${agency.publicBaseUrl}${path}`, params)) {
-      await deps.audit
-        .record({
-          agencyId: agency?.agencyId ?? null,
-          actorKind: 'anonymous',
-          actorId: null,
-          action: 'twilio.webhook',
-          outcome: 'denied',
-          sourceIp: req.ip,
-          detail: { path, reason: !agency ? 'unknown_number' : 'bad_signature' },
-        })
-        .catch(() => undefined);
-      res.status(403).type('text/plain').send('Forbidden');
-      return undefined;
-    }
+    if (!(await verifyTwilioSignature(req, res, agency, deps.audit, { action: 'twilio.webhook', detail: { path } })) || !agency) return undefined;
     if (params.AccountSid !== agency.accountSid) {
       res.status(400).type('text/plain').send('Bad request: AccountSid does not match the number');
       return undefined;

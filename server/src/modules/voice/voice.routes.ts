@@ -8,6 +8,7 @@ import { requireStaff } from '../../http/principal.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AuditRepository } from '../audit/audit.repository.js';
 import type { TwilioAgency, TwilioSettingsService } from '../twilio/twilio-settings.service.js';
+import { refuseWebhook, signedBy, verifyTwilioSignature } from '../twilio/webhook-signature.js';
 import type { CallRow } from './call.repository.js';
 import { queueName, type CallService } from './call.service.js';
 import { Ivr, languageFrom, PROMPTS, serviceFrom, VOICE_PATH, waitChoiceFrom, type Lang } from './ivr.js';
@@ -110,21 +111,7 @@ export function voiceWebhookRoutes(deps: {
       const call = sid ? await deps.calls.bySid(sid) : undefined;
       if (call) agency = await deps.settings.byAgency(call.agencyId);
     }
-    const signature = req.header('X-Twilio-Signature');
-    const url = agency ? `${agency.publicBaseUrl}${req.originalUrl}` : '';
-    if (!agency || !signature || !twilio.validateRequest(agency.authToken, signature, url, params)) {
-      await deps.audit
-        .record({
-          agencyId: agency?.agencyId ?? null,
-          actorKind: 'anonymous',
-          actorId: null,
-          action: 'twilio.voice_webhook',
-          outcome: 'denied',
-          sourceIp: req.ip,
-          detail: { step, reason: !agency ? 'unknown_number' : 'bad_signature' },
-        })
-        .catch(() => undefined);
-      res.status(403).type('text/plain').send('Forbidden');
+    if (!(await verifyTwilioSignature(req, res, agency, deps.audit, { action: 'twilio.voice_webhook', detail: { step } })) || !agency) {
       return undefined;
     }
     return { agency, params, ivr: new Ivr(agency.publicBaseUrl) };
@@ -351,22 +338,18 @@ export function voiceWebhookRoutes(deps: {
    */
   async function verifyAccount(req: Request, res: Response, step: string): Promise<{ agency: TwilioAgency & { fromNumber: string }; params: Params } | undefined> {
     const params = (req.body && typeof req.body === 'object' ? req.body : {}) as Params;
-    const signature = req.header('X-Twilio-Signature');
     let agency: (TwilioAgency & { fromNumber: string }) | undefined;
-    if (signature && typeof params.AccountSid === 'string' && /^AC[0-9a-fA-F]{32}$/.test(params.AccountSid)) {
+    if (typeof params.AccountSid === 'string' && /^AC[0-9a-fA-F]{32}$/.test(params.AccountSid)) {
       for (const id of await deps.outgoing.agencyIdsByAccount(params.AccountSid)) {
         const a = await deps.settings.byAgency(id);
-        if (a && twilio.validateRequest(a.authToken, signature, `${a.publicBaseUrl}${req.originalUrl}`, params)) {
+        if (a && signedBy(req, a)) {
           agency = a;
           break;
         }
       }
     }
     if (!agency) {
-      await deps.audit
-        .record({ agencyId: null, actorKind: 'anonymous', actorId: null, action: 'twilio.voice_webhook', outcome: 'denied', sourceIp: req.ip, detail: { step, reason: 'bad_signature' } })
-        .catch(() => undefined);
-      res.status(403).type('text/plain').send('Forbidden');
+      await refuseWebhook(req, res, deps.audit, { action: 'twilio.voice_webhook', reason: 'bad_signature', detail: { step } });
       return undefined;
     }
     return { agency, params };
