@@ -114,7 +114,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
   log.info({ userId: p.kind === 'staff' ? p.userId : undefined }, 'socket connected');
 
   // Before each staff command: the session must still be valid (revocation applies to open sockets).
-  const checkStaff = async () => {
+  const checkStaff = async (opts: { touch?: boolean } = {}) => {
     if (p.kind !== 'staff') return;
     const s = await deps.auth.recheck(p.sessionId);
     if (!s) {
@@ -123,7 +123,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       throw new AppError('UNAUTHENTICATED', 'Your session has ended');
     }
     socket.data.principal = s.principal;
-    await deps.auth.touch(p.sessionId);
+    if (opts.touch !== false) await deps.auth.touch(p.sessionId);
   };
   const current = () => socket.data.principal;
 
@@ -143,6 +143,8 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       return null;
     },
     log,
+    // Typing is frequent: the session is checked, not touched.
+    () => checkStaff({ touch: false }),
   );
   onCommand(
     socket,
@@ -163,6 +165,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       return null;
     },
     log,
+    checkStaff,
   );
   onCommand(socket, 'conversation:end', async (input) => deps.conversations.end(current(), input.conversationId), log, checkStaff);
   const staffOnly = () => {
