@@ -1,4 +1,5 @@
 import { createServer, type Server as HttpServer } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { rooms, type Health } from '@casebridge/shared';
@@ -6,11 +7,15 @@ import type { Database } from './db/client.js';
 import { errorHandler, notFoundApi } from './http/error-handler.js';
 import { resolvePrincipal } from './http/principal.js';
 import { requestLog } from './http/request-log.js';
+import { requestContext } from './lib/request-context.js';
 import { Limiter, DEFAULT_LIMITS, type Limits, type LimiterStore } from './lib/rate-limit.js';
 import type { Logger } from './lib/logger.js';
 import { createMailer, type Mailer } from './lib/mailer.js';
 import { AgencyRepository } from './modules/agencies/agency.repository.js';
 import { AuditRepository } from './modules/audit/audit.repository.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
+import { SecureFields, SensitiveMasker } from './modules/sensitive/sensitive.service.js';
+import { trustRoutes } from './modules/sensitive/sensitive.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
 import { AuthService } from './modules/auth/auth.service.js';
 import { SessionRepository } from './modules/auth/session.repository.js';
@@ -101,6 +106,8 @@ export interface AppOptions {
   limiterStore?: LimiterStore;
   /** Twilio's REST API host; unset means Twilio itself (tests give a local fake). */
   twilioApiBaseUrl?: string;
+  /** Benchmarks only (BENCH_METRICS): GET /api/health/metrics with event-loop delay, CPU and memory. */
+  metrics?: boolean;
   /** Other origins that serve our own pages (demo mode: http://127.0.0.1:PORT next to localhost). */
   extraOwnOrigins?: string[];
 }
@@ -156,6 +163,8 @@ export function createApp(o: AppOptions): App {
     portalCodes: new PortalCodeRepository(db),
     slas: new SlaRepository(db),
   };
+  // Issue #11: sensitive numbers are masked in what constituents write, on every channel.
+  const masker = new SensitiveMasker({ db, audit: repos.audit });
   const caseTypes = new CaseTypeService({ caseTypes: repos.caseTypes, agencies: repos.agencies, audit: repos.audit });
 
   // The notifier needs the Socket.IO server, which needs the services: bind it late.
@@ -232,6 +241,7 @@ export function createApp(o: AppOptions): App {
     now: clock,
   });
   const conversations = new ConversationService({
+    sensitive: masker,
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
     constituentReplied: (caseId): Promise<void> => cases.constituentReplied(caseId),
     routing: {
@@ -264,6 +274,7 @@ export function createApp(o: AppOptions): App {
     uploadsPerConstituent: limits.uploadsPerConstituent,
   });
   const messages = new MessageService({
+    sensitive: masker,
     conversations,
     messages: repos.messages,
     attachments,
@@ -275,8 +286,17 @@ export function createApp(o: AppOptions): App {
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession, o.limiterStore),
     texts: smsOutbound,
   });
+  const secureFields = new SecureFields({
+    db,
+    conversations,
+    messages: repos.messages,
+    notifier: lateNotifier,
+    audit: repos.audit,
+    box: new SecretBox(o.sessionSecret, 'secure-field'),
+  });
   const smsInbound = new SmsInboundService({
     db,
+    sensitive: masker,
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
     caseStarted: (tx, kase): Promise<void> => cases.started(tx, kase),
     constituentReplied: (caseId): Promise<void> => cases.constituentReplied(caseId),
@@ -382,11 +402,13 @@ export function createApp(o: AppOptions): App {
     unassignCase: (tx, caseId, userId) => repos.cases.unassign(tx, caseId, userId),
     callAssigned: (id, userId) => void voiceCalls?.bridgeSoon(id, userId),
     agentReady: (conversationId, agentName) => textLink.agentReady(conversationId, agentName),
+    audit: repos.audit,
   });
   // Phone calls: the IVR, the queue, putting callers through to agents, recordings (issue #7, voice).
   const voiceSettings = new VoiceSettingsService({ db, box: new SecretBox(o.sessionSecret, 'twilio'), audit: repos.audit });
   voiceCalls = new CallService({
     db,
+    sensitive: masker,
     calls: new CallRepository(db),
     conversations: repos.conversations,
     cases: repos.cases,
@@ -414,6 +436,7 @@ export function createApp(o: AppOptions): App {
   });
 
   app.use(requestLog(o.logger));
+  app.use(requestContext());
   app.use(
     helmet({
       // Pages set their own policy (SvelteKit, the widget iframe); the API's is below.
@@ -443,6 +466,7 @@ export function createApp(o: AppOptions): App {
     };
     res.status(up ? 200 : 503).json(body);
   });
+  if (o.metrics) api.get('/health/metrics', benchMetrics());
   // Uploads read their own raw body, so they come before the JSON parser.
   api.use(resolvePrincipalEarly);
   api.use(attachmentRoutes({ attachments }));
@@ -465,6 +489,7 @@ export function createApp(o: AppOptions): App {
       dashboard: new DashboardService({ dashboard: new DashboardRepository(db), agencies: repos.agencies, now: clock }),
       reports: new ReportService({ reports: new ReportRepository(db), agencies: repos.agencies }),
       access: new StaffAccessService({ users: repos.users, audit: repos.audit, notifier: lateNotifier }),
+      audit: repos.audit,
     }),
   );
   api.use(portalRoutes({ portal }));
@@ -478,6 +503,8 @@ export function createApp(o: AppOptions): App {
     }),
   );
   api.use(voiceApiRoutes({ settings: voiceSettings, calls: voiceCalls }));
+  api.use(auditRoutes({ audit: repos.audit }));
+  api.use(trustRoutes({ masker, secureFields }));
   api.use(notFoundApi);
   app.use('/api', api);
   app.use(
@@ -503,7 +530,7 @@ export function createApp(o: AppOptions): App {
   }
   // SvelteKit routes itself (/console, /portal); mounted at the root so its paths stay whole.
   if (o.webHandler) app.use(o.webHandler);
-  app.use(errorHandler(o.logger));
+  app.use(errorHandler(o.logger, repos.audit));
 
   const io = createIo(httpServer, {
     auth,
@@ -515,6 +542,7 @@ export function createApp(o: AppOptions): App {
     ownOrigins,
     secureCookies,
     sessionRecheckMs: o.sessionRecheckMs ?? 30_000,
+    audit: repos.audit,
   });
   notifier = createNotifier(io);
   // Live chat is staffed when an agent of the group is connected (on any node) and says they are available.
@@ -538,4 +566,24 @@ export function createApp(o: AppOptions): App {
       .catch(() => true);
 
   return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence, router: router! } };
+}
+
+/**
+ * Benchmarks only (BENCH_METRICS=true, refused in production): this process's event-loop delay since the
+ * previous call (ms), CPU time and memory. Each read starts a new window, so a benchmark phase reads its own.
+ */
+function benchMetrics(): RequestHandler {
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  return (_req, res) => {
+    // The histogram holds whole timer intervals: minus the 5 ms resolution is the delay.
+    const ms = (ns: number) => Math.max(0, Math.round((ns - 5e6) / 1e4) / 100);
+    const body = {
+      eventLoopDelayMs: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max), samples: loop.count },
+      cpuUsageUs: process.cpuUsage(),
+      memory: process.memoryUsage(),
+    };
+    loop.reset();
+    res.json(body);
+  };
 }

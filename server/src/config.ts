@@ -35,6 +35,9 @@ const Env = z
       .string()
       .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
       .optional(),
+    // Benchmarking only (bench/perf.mjs), never in production: multiply every rate limit, expose metrics.
+    RATE_LIMIT_SCALE: z.coerce.number().int().min(1).max(1_000_000).default(1),
+    BENCH_METRICS: bool.default(false),
   })
   .transform((e) => ({ ...e, DATABASE_URL: e.DATABASE_URL || undefined, REDIS_URL: e.REDIS_URL || undefined }));
 
@@ -59,6 +62,10 @@ export interface Config {
   mailFrom: string;
   /** Where Twilio's REST API and media are fetched from; unset means Twilio itself (tests point it at a fake). */
   twilioApiBaseUrl?: string;
+  /** Benchmarks only: every rate limit's budget is multiplied by this (1 = the real limits). */
+  rateLimitScale: number;
+  /** Benchmarks only: GET /api/health/metrics reports event-loop delay, CPU and memory. */
+  benchMetrics: boolean;
 }
 
 /** Parses the environment; throws one error that lists every problem. The only reader of process.env. */
@@ -83,6 +90,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (e.NODE_ENV === 'production' && demoMode && e.DATABASE_URL) {
     problems.push('DEMO_MODE=true with NODE_ENV=production would seed demo users into a production database.');
   }
+  if (e.NODE_ENV === 'production' && (e.RATE_LIMIT_SCALE !== 1 || e.BENCH_METRICS)) {
+    problems.push('RATE_LIMIT_SCALE and BENCH_METRICS are for benchmarks only and refused with NODE_ENV=production.');
+  }
   if (problems.length) throw new Error(`Invalid configuration:\n${problems.map((p) => `✖ ${p}`).join('\n')}`);
 
   const publicBaseUrl = (e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
@@ -104,5 +114,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     smtpUrl: e.SMTP_URL,
     mailFrom: e.MAIL_FROM,
     twilioApiBaseUrl: e.TWILIO_API_BASE_URL?.replace(/\/+$/, ''),
+    rateLimitScale: e.RATE_LIMIT_SCALE,
+    benchMetrics: e.BENCH_METRICS,
   };
 }

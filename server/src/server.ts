@@ -11,7 +11,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { seedDemo } from './db/seed-demo.js';
 import type { Logger } from './lib/logger.js';
-import type { Limits } from './lib/rate-limit.js';
+import { DEFAULT_LIMITS, type Limits } from './lib/rate-limit.js';
 
 /** The repository root, from server/src or server/dist. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -89,7 +89,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       sessionIdleMs: config.sessionIdleMs,
       sessionMaxMs: config.sessionMaxMs,
       trustProxy: config.trustProxy,
-      limits: opts.limits,
+      limits: scaleLimits({ ...DEFAULT_LIMITS, ...opts.limits }, config.rateLimitScale),
+      metrics: config.benchMetrics,
       sessionRecheckMs: opts.sessionRecheckMs,
       presenceGraceMs: opts.presenceGraceMs,
       now: opts.now,
@@ -138,6 +139,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     for (const fn of cleanup) await fn().catch(() => undefined);
     throw err;
   }
+}
+
+/** RATE_LIMIT_SCALE (benchmarks only): every budget × scale, so a load generator is not throttled. */
+function scaleLimits(limits: Limits, scale: number): Limits {
+  if (scale === 1) return limits;
+  const entries = Object.entries(limits).map(([k, v]) => [k, { ...v, points: v.points * scale }]);
+  return Object.fromEntries(entries) as unknown as Limits;
 }
 
 /** Demo mode keeps a generated secret in DATA_DIR so widget tokens survive a restart. */

@@ -7,3 +7,4 @@ export * from './console.js';
 export * from './case-types.js';
 export * from './portal.js';
 export * from './voice.js';
+export * from './trust.js';

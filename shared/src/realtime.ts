@@ -90,8 +90,12 @@ export type ConversationStatusChanged = z.infer<typeof ConversationStatusChanged
  */
 export interface ServerToClientEvents {
   'message:created': (message: Message) => void;
-  /** Staff: a text the agency sent was queued, sent, delivered or failed. */
-  'message:delivery': (change: { conversationId: string; messageId: string; delivery: MessageDelivery }) => void;
+  /**
+   * Staff: a text the agency sent was queued, sent, delivered or failed. Events from different nodes can arrive
+   * out of order: apply one only if its `attempt` is newer, or the same attempt and further along
+   * (see `deliveryIsNewer`).
+   */
+  'message:delivery': (change: DeliveryChanged) => void;
   /** Staff: a new conversation entered one of your groups. */
   'conversation:created': (conversation: ConversationSummary) => void;
   /** Staff: a conversation in one of your groups changed (claimed, ended, …). */
@@ -139,4 +143,21 @@ export interface HandshakeAuth {
   protocolVersion: number;
   /** A constituent's widget token. */
   token?: string;
+}
+
+export interface DeliveryChanged {
+  conversationId: string;
+  messageId: string;
+  delivery: MessageDelivery;
+  /** How many times the text was handed to Twilio: a retry starts a new attempt. */
+  attempt: number;
+}
+
+const DELIVERY_RANK: Record<MessageDelivery['status'], number> = { pending: 0, sending: 1, queued: 2, sent: 3, delivered: 4, undelivered: 4, failed: 4 };
+
+/** Whether a delivery update should replace what a client holds (events may arrive out of order). */
+export function deliveryIsNewer(held: { status: MessageDelivery['status']; attempt: number } | undefined, next: { status: MessageDelivery['status']; attempt: number }): boolean {
+  if (!held) return true;
+  if (next.attempt !== held.attempt) return next.attempt > held.attempt;
+  return DELIVERY_RANK[next.status] > DELIVERY_RANK[held.status];
 }

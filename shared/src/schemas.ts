@@ -66,6 +66,21 @@ export const MessageDelivery = z.object({
 });
 export type MessageDelivery = z.infer<typeof MessageDelivery>;
 
+/** What was masked in a constituent's message before it was stored (issue #11): SSNs, cards, agency patterns. */
+export const SensitiveKind = z.enum(['ssn', 'card', 'custom']);
+export type SensitiveKind = z.infer<typeof SensitiveKind>;
+/** What kind of value a secure-field request asks for. */
+export const SecureFieldKind = z.enum(['ssn', 'card', 'account', 'other']);
+export type SecureFieldKind = z.infer<typeof SecureFieldKind>;
+/** A message's extras: which sensitive kinds were masked, or a secure-field request and its answer (no value). */
+export const MessageMeta = z.object({
+  masked: z.array(SensitiveKind).optional(),
+  secureField: z
+    .object({ id: Id, label: z.string(), kind: SecureFieldKind, state: z.enum(['requested', 'provided']) })
+    .optional(),
+});
+export type MessageMeta = z.infer<typeof MessageMeta>;
+
 /** One entry of a conversation. */
 export const Message = z.object({
   id: Id,
@@ -81,6 +96,8 @@ export const Message = z.object({
   channel: Channel,
   /** Set on messages that go out by text (staff see whether they arrived). */
   delivery: MessageDelivery.nullable(),
+  /** Absent on ordinary messages. */
+  meta: MessageMeta.optional(),
   createdAt: z.iso.datetime({ offset: true }),
 });
 export type Message = z.infer<typeof Message>;

@@ -204,9 +204,22 @@ describe('the agent console, live with the widget, in Chromium', () => {
     const takeA = avery.page.getByRole('button', { name: 'Take conversation with Race Resident' });
     const takeJ = jordan.page.getByRole('button', { name: 'Take conversation with Race Resident' });
     await Promise.all([takeA.waitFor(), takeJ.waitFor()]);
-    // Both clicks leave before either answer arrives: the race a fast queue really has.
-    const press = (b: typeof takeA) => b.evaluate((el) => (el as HTMLButtonElement).click());
-    await Promise.all([press(takeA), press(takeJ)]);
+    // Both clicks leave at the same instant, before either answer arrives: the race a fast queue really has.
+    // (Each page clicks on a shared wall-clock deadline; clicking one after the other could let the first
+    // answer remove the second page's button before its click.)
+    const at = Date.now() + 400;
+    const pressAt = (p: Page) =>
+      p.evaluate(
+        (when) =>
+          new Promise<void>((resolve) =>
+            setTimeout(() => {
+              (document.querySelector('button[aria-label="Take conversation with Race Resident"]') as HTMLButtonElement).click();
+              resolve();
+            }, when - Date.now()),
+          ),
+        at,
+      );
+    await Promise.all([pressAt(avery.page), pressAt(jordan.page)]);
     // The notice is hidden while empty; include it so an answer not yet arrived reads as '' instead of waiting.
     const said = (p: Page) =>
       p.getByRole('navigation', { name: 'Inbox' }).getByRole('status', { includeHidden: true }).first().textContent();

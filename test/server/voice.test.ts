@@ -331,8 +331,10 @@ describe.each(backends())('voice on %s', (backend) => {
     const recording = fake.addRecording(SID, Buffer.from('ID3-voicemail-bytes'));
     const rec = { AccountSid: SID, CallSid: sid, RecordingSid: recording.sid, RecordingUrl: recording.url, RecordingStatus: 'completed', RecordingDuration: '9' };
     for (let i = 0; i < 3; i++) await hook('/recording?kind=voicemail', rec).expect(204);
-    const text = 'Hola, llamo por mi permiso de estacionamiento.';
-    const tr = callParams(sid, from, { RecordingSid: recording.sid, RecordingUrl: recording.url, TranscriptionSid: `TR${'0'.repeat(32)}`, TranscriptionStatus: 'completed', TranscriptionText: text });
+    // What the caller said is masked before it is stored, like any constituent message (issue #11).
+    const said = 'Hola, llamo por mi permiso de estacionamiento. Mi seguro social es 123-45-6789.';
+    const text = 'Hola, llamo por mi permiso de estacionamiento. Mi seguro social es ***-**-6789.';
+    const tr = callParams(sid, from, { RecordingSid: recording.sid, RecordingUrl: recording.url, TranscriptionSid: `TR${'0'.repeat(32)}`, TranscriptionStatus: 'completed', TranscriptionText: said });
     await Promise.all([hook('/transcription', tr).expect(204), hook('/transcription', tr).expect(204)]);
     const detail = await caseOf(call.case_id!);
     expect(detail.events.filter((e) => e.kind === 'call.voicemail')).toHaveLength(1);

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
   type AnyPgColumn,
+  bigint,
   boolean,
   check,
   customType,
@@ -14,7 +15,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { BusinessHours, FieldDef, LocalText, PlaybookAction, PlaybookTask, RoutingConditions, SlaPolicy } from '@casebridge/shared';
+import type { BusinessHours, FieldDef, LocalText, MessageMeta, PlaybookAction, PlaybookTask, RoutingConditions, SensitivePattern, SlaPolicy } from '@casebridge/shared';
 
 // Timestamps come back as ISO-ish strings (mode 'string'): the same on PGlite and node-postgres,
 // and no time-zone surprises from Date conversions.
@@ -45,6 +46,8 @@ export const agencies = pgTable('agencies', {
   twilioApiKeySid: text('twilio_api_key_sid'),
   twilioApiKeySecretSealed: text('twilio_api_key_secret_sealed'),
   twilioTwimlAppSid: text('twilio_twiml_app_sid'),
+  /** Extra patterns masked in constituent messages, besides SSNs and payment cards (admin setting, checked). */
+  sensitivePatterns: jsonb('sensitive_patterns').$type<SensitivePattern[]>().notNull().default(sql`'[]'::jsonb`),
   createdAt: createdAt(),
 });
 
@@ -359,6 +362,8 @@ export const messages = pgTable(
     deliveryError: text('delivery_error'),
     deliveryAttempts: integer('delivery_attempts').notNull().default(0),
     deliveryUpdatedAt: ts('delivery_updated_at'),
+    /** What the message carries besides its text: which sensitive numbers were masked, a secure-field request. */
+    meta: jsonb('meta').$type<MessageMeta>(),
     createdAt: createdAt(),
   },
   (t) => [
@@ -505,6 +510,12 @@ export const cannedResponses = pgTable(
 );
 
 /** Append-only record of who did what. Never updated, never deleted by the application. */
+/**
+ * Append-only (enforced in the database: a trigger refuses UPDATE, DELETE and TRUNCATE). A BEFORE INSERT
+ * trigger sets the time (the database's now()), the actor's role, and chains each row to the previous one of
+ * its agency (`chain`): seq, prev_hash and hash = sha256 of the row's canonical form (migration 0013). The
+ * chain head is a locked row in audit_chain_heads, so concurrent writers on several nodes cannot fork it.
+ */
 export const auditLog = pgTable(
   'audit_log',
   {
@@ -512,15 +523,55 @@ export const auditLog = pgTable(
     agencyId: uuid('agency_id').references(() => agencies.id, { onDelete: 'restrict' }),
     actorKind: text('actor_kind', { enum: ['staff', 'constituent', 'system', 'anonymous'] }).notNull(),
     actorId: uuid('actor_id'),
+    /** The staff member's role at the time (filled by the database from users when not given). */
+    actorRole: text('actor_role'),
     action: text('action').notNull(),
     objectType: text('object_type'),
     objectId: text('object_id'),
     outcome: text('outcome', { enum: ['success', 'denied', 'failure'] }).notNull(),
     sourceIp: text('source_ip'),
+    /** sha256 of the User-Agent header, first 16 hex characters: correlates without storing it. */
+    userAgentHash: text('user_agent_hash'),
     detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     createdAt: createdAt(),
+    /** The hash chain, set by the database: the agency id (or 'global'), position, previous and own hash. */
+    chain: text('chain'),
+    seq: bigint('seq', { mode: 'number' }),
+    prevHash: text('prev_hash'),
+    hash: text('hash'),
   },
-  (t) => [index('audit_log_agency_ix').on(t.agencyId, t.createdAt)],
+  (t) => [
+    index('audit_log_agency_ix').on(t.agencyId, t.createdAt),
+    uniqueIndex('audit_log_chain_seq_uq').on(t.chain, t.seq),
+  ],
+);
+
+/** The last link of each audit chain; its row lock serializes appends to that chain. */
+export const auditChainHeads = pgTable('audit_chain_heads', {
+  chain: text('chain').primaryKey(),
+  seq: bigint('seq', { mode: 'number' }).notNull(),
+  hash: text('hash').notNull(),
+});
+
+/**
+ * A value an agent asked a constituent for through a separate form (a secure field): stored sealed, never in
+ * the transcript, shown only to permitted staff (every reveal is audited).
+ */
+export const secureFields = pgTable(
+  'secure_fields',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    conversationId: uuid('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    caseId: uuid('case_id').notNull().references(() => cases.id, { onDelete: 'cascade' }),
+    label: text('label').notNull(),
+    kind: text('kind', { enum: ['ssn', 'card', 'account', 'other'] }).notNull(),
+    requestedBy: uuid('requested_by').references(() => users.id, { onDelete: 'set null' }),
+    valueSealed: text('value_sealed'),
+    providedAt: ts('provided_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('secure_fields_conversation_ix').on(t.conversationId)],
 );
 
 /**

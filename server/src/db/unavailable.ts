@@ -9,7 +9,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     // 08xxx connection exceptions, 57P01-03 shutdown / cannot connect now, 53300 too many connections.
     if (/^(08...|57P0[123]|53300)$/.test(code) || NETWORK.includes(code)) return true;
     const message = typeof e.message === 'string' ? e.message : '';
-    if (/Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(message)) return true;
+    if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i.test(message)) return true;
   }
   return false;
 }

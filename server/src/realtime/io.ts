@@ -17,7 +17,9 @@ import type { MessageService } from '../modules/messages/message.service.js';
 import type { PresenceService } from '../modules/staff/presence.service.js';
 import type { WidgetService } from '../modules/widget/widget.service.js';
 import type { StaffPrincipal } from '../modules/principal.js';
-import { onCommand } from './command.js';
+import { onCommand, onDenied } from './command.js';
+import type { AuditRepository } from '../modules/audit/audit.repository.js';
+import { recordDenial } from '../modules/audit/denials.js';
 import type { AppServer, AppSocket } from './types.js';
 
 export interface RealtimeDeps {
@@ -31,6 +33,8 @@ export interface RealtimeDeps {
   secureCookies: boolean;
   /** How often an open staff socket re-checks its session (revocation backstop). */
   sessionRecheckMs: number;
+  /** Refused commands are audited (issue #11). */
+  audit?: AuditRepository;
 }
 
 /** Unknown or malformed events allowed per window before the socket is closed. */
@@ -112,6 +116,8 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       .catch(() => undefined);
   }
   log.info({ userId: p.kind === 'staff' ? p.userId : undefined }, 'socket connected');
+  const audit = deps.audit;
+  if (audit) onDenied(socket, (err, event) => recordDenial(audit, deps.logger, socket.data.principal, err, { via: 'socket', what: event }));
 
   // Before each staff command: the session must still be valid (revocation applies to open sockets).
   const checkStaff = async (opts: { touch?: boolean } = {}) => {

@@ -4,7 +4,7 @@ import {
   type ConversationSummary,
   type Mention,
   type Message,
-  type MessageDelivery,
+  type DeliveryChanged,
   type PresenceChanged,
   type QueuePosition,
   type SlaAlert,
@@ -30,7 +30,7 @@ export type SessionEndReason = 'logout' | 'disabled' | 'expired' | 'revoked';
 export interface Notifier {
   messageCreated(message: Message, audience: Audience, previous?: Previous): void;
   /** A text the agency sent changed state: staff only (the constituent has it on their phone). */
-  messageDelivery(audience: Audience, change: { conversationId: string; messageId: string; delivery: MessageDelivery }): void;
+  messageDelivery(audience: Audience, change: DeliveryChanged): void;
   conversationCreated(summary: ConversationSummary): void;
   conversationUpdated(summary: ConversationSummary, previous?: Previous): void;
   presenceChanged(agencyId: string, change: PresenceChanged): void;

@@ -24,7 +24,7 @@ export function caseRoutes(deps: { cases: CaseService }): Router {
   router.get('/cases/:caseId', async (req, res) => {
     const p = requireStaff(res);
     const { caseId } = parse(Params, req.params);
-    res.json(await deps.cases.detail(p, caseId));
+    res.json(await deps.cases.read(p, caseId));
   });
 
   router.patch('/cases/:caseId', async (req, res) => {

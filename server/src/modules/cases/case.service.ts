@@ -66,6 +66,13 @@ export class CaseService {
     return c;
   }
 
+  /** A staff member opens a case: every such read is audited (issue #11). */
+  async read(p: StaffPrincipal, caseId: string): Promise<CaseDetail> {
+    const detail = await this.detail(p, caseId);
+    await this.d.audit.record({ agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, actorRole: p.role, action: 'case.read', objectType: 'case', objectId: detail.id, outcome: 'success' });
+    return detail;
+  }
+
   async detail(p: StaffPrincipal, caseId: string): Promise<CaseDetail> {
     const c = await this.visible(p, caseId);
     const [names, who, events, links, type, tasks, sla] = await Promise.all([

@@ -62,6 +62,7 @@ export function toMessage(m: MessageRow, attachments: AttachmentRef[] = []): Mes
     attachments,
     channel: m.channel,
     delivery: toDelivery(m),
+    ...(m.meta ? { meta: m.meta } : {}),
     createdAt: toIso(m.createdAt),
   };
 }

@@ -41,8 +41,8 @@ export function conversationRoutes(deps: { conversations: ConversationService; m
   router.get('/conversations/:conversationId', async (req, res) => {
     const p = requirePrincipal(res);
     const { conversationId } = parse(Params, req.params);
-    const conv = await deps.conversations.get(p, conversationId);
-    res.json(p.kind === 'staff' ? toSummary(conv) : toConstituentView(conv));
+    if (p.kind === 'staff') res.json(toSummary(await deps.conversations.read(p, conversationId)));
+    else res.json(toConstituentView(await deps.conversations.get(p, conversationId)));
   });
 
   router.get('/conversations/:conversationId/messages', async (req, res) => {

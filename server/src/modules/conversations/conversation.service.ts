@@ -15,6 +15,7 @@ import type { z } from 'zod';
 import type { Db, Tx } from '../../db/client.js';
 import type { CaseRow } from '../cases/case.repository.js';
 import { pgConstraint, pgErrorCode } from '../../db/client.js';
+import type { Masker } from '../messages/message.service.js';
 import { AppError } from '../../errors.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
@@ -43,6 +44,8 @@ export interface RoutingSignals {
 
 export interface ConversationDeps {
   routing?: RoutingSignals;
+  /** Masks sensitive numbers in the constituent's first message before it is stored (issue #11). */
+  sensitive?: Masker;
   /** A constituent's answer on a case waiting for them (bound late to the case service). */
   constituentReplied?: (caseId: string) => Promise<void>;
   /** Which group (and priority) new work goes to, by the agency's routing rules. */
@@ -90,6 +93,13 @@ export class ConversationService {
   /** Loads a conversation the principal may see, or throws NOT_FOUND. */
   async get(p: Principal, id: string): Promise<ConversationView> {
     return assertVisible(p, await this.d.conversations.findView(id));
+  }
+
+  /** A staff member opens a conversation: every such read is audited (issue #11). */
+  async read(p: StaffPrincipal, id: string): Promise<ConversationView> {
+    const conv = await this.get(p, id);
+    await this.d.audit.record({ agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, actorRole: p.role, action: 'conversation.read', objectType: 'conversation', objectId: conv.id, outcome: 'success', detail: { caseId: conv.caseId } });
+    return conv;
   }
 
   async listForStaff(p: StaffPrincipal, status?: ConversationStatus): Promise<ConversationSummary[]> {
@@ -251,6 +261,8 @@ export class ConversationService {
     const groupId = route.groupId;
     if (!groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking chats yet', { retryable: false });
 
+    // Masked before the transaction: the agency's patterns are read outside it (PGlite has one connection).
+    const first = input.message && this.d.sensitive ? await this.d.sensitive.mask(p.agencyId, input.message) : undefined;
     let outcome: { conversationId: string; created: boolean; messageId: string | null };
     try {
       outcome = await this.d.db.transaction(async (tx) => {
@@ -316,8 +328,9 @@ export class ConversationService {
               authorKind: 'constituent',
               authorConstituentId: p.constituentId,
               visibility: 'public',
-              body: input.message,
+              body: first?.text ?? input.message,
               channel: 'web',
+              ...(first?.kinds.length ? { meta: { masked: first.kinds } } : {}),
             },
             tx,
           );
@@ -486,14 +499,16 @@ export class ConversationService {
         actorUserId: p.userId,
         conversationId: id,
       });
+      const appended = await this.d.messages.append(
+        { conversationId: id, clientMessageId: null, authorKind: 'system', visibility: 'public', body: `${p.displayName} (supervisor) joined the conversation.`, channel: conv.channel },
+        tx,
+      );
+      // The audit row comes last in a transaction: its chain lock is then held only until the commit.
       await this.d.audit.record(
         { agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, action: 'conversation.join', objectType: 'conversation', objectId: id, outcome: 'success' },
         tx,
       );
-      return this.d.messages.append(
-        { conversationId: id, clientMessageId: null, authorKind: 'system', visibility: 'public', body: `${p.displayName} (supervisor) joined the conversation.`, channel: conv.channel },
-        tx,
-      );
+      return appended;
     });
     this.d.notifier.messageCreated(toMessage(message), conv);
     return toSummary((await this.d.conversations.findView(id))!);
@@ -590,6 +605,15 @@ export class ConversationService {
   /** Plain-text transcript of the public messages (never internal notes), for the constituent to keep. */
   async transcript(p: Principal, id: string): Promise<{ filename: string; text: string }> {
     const conv = await this.get(p, id);
+    await this.d.audit.record({
+      agencyId: conv.agencyId,
+      actorKind: p.kind,
+      actorId: p.kind === 'staff' ? p.userId : p.constituentId,
+      action: 'conversation.transcript_export',
+      objectType: 'conversation',
+      objectId: conv.id,
+      outcome: 'success',
+    });
     const rows = await this.d.messages.listAfter(id, 0, 10_000, true);
     const lines = [
       `Chat transcript — case ${conv.caseReference}`,

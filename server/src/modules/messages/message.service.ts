@@ -1,4 +1,4 @@
-import type { Message, SendMessageResult, SyncResult, Visibility } from '@casebridge/shared';
+import type { Message, SendMessageResult, SensitiveKind, SyncResult, Visibility } from '@casebridge/shared';
 import { AppError } from '../../errors.js';
 import type { Limiter } from '../../lib/rate-limit.js';
 import type { Notifier } from '../../realtime/notifier.js';
@@ -26,6 +26,12 @@ export interface MessageDeps {
   messagesPerSession: Limiter;
   /** Public replies on conversations that text (SMS, or a web chat continued by text) also go out by text. */
   texts?: TextSender;
+  /** Masks SSNs, cards and the agency's patterns in constituents' messages before they are stored. */
+  sensitive?: Masker;
+}
+
+export interface Masker {
+  mask(agencyId: string, text: string): Promise<{ text: string; kinds: SensitiveKind[] }>;
 }
 
 export interface TextSender {
@@ -81,6 +87,8 @@ export class MessageService {
       if (attachmentIds.length && (await this.d.messages.findByClientId(conv.id, input.clientMessageId))) return;
       throw err;
     });
+    // What a constituent writes is masked before it is stored: nobody (not even they) sees the number again.
+    const masked = p.kind === 'constituent' && this.d.sensitive ? await this.d.sensitive.mask(conv.agencyId, input.body) : undefined;
     const { message: row, created } = await this.d.messages.append({
       conversationId: conv.id,
       clientMessageId: input.clientMessageId,
@@ -89,11 +97,13 @@ export class MessageService {
       authorConstituentId: p.kind === 'constituent' ? p.constituentId : null,
       authorName: p.kind === 'staff' ? p.displayName : null,
       visibility: input.visibility,
-      body: input.body,
+      body: masked?.text ?? input.body,
       channel: conv.channel,
       deliveryStatus: texted,
+      ...(masked?.kinds.length ? { meta: { masked: masked.kinds } } : {}),
     }, undefined, attachmentIds);
-    const refs = await this.d.attachmentRefs.refsByMessage([row.id]);
+    // A new message without files has none to look up (the common case: one query less per message).
+    const refs = created && !attachmentIds.length ? new Map() : await this.d.attachmentRefs.refsByMessage([row.id]);
     const message = toMessage(row, refs.get(row.id));
     // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
     if (created) {

@@ -4,6 +4,7 @@ import type { Notifier } from '../../realtime/notifier.js';
 import type { CaseRepository } from '../cases/case.repository.js';
 import { toSummary } from '../conversations/conversation.mapper.js';
 import type { ConversationRepository } from '../conversations/conversation.repository.js';
+import type { AuditRepository } from '../audit/audit.repository.js';
 import { kindOf, type Candidate, type RoutingMode, type RoutingRepository } from './routing.repository.js';
 
 export interface RouterDeps {
@@ -24,6 +25,8 @@ export interface RouterDeps {
   callAssigned?: (conversationId: string, userId: string) => void;
   /** A constituent waiting by text is told it is their turn (see the conversation service's hook). */
   agentReady?: (conversationId: string, agentName: string) => Promise<void>;
+  /** Automatic assignments and give-backs are audited like an agent's own claim (issue #11). */
+  audit?: Pick<AuditRepository, 'record'>;
 }
 
 /** Who gets the next conversation: the least loaded (then longest without new work), or simply the next in turn. */
@@ -104,6 +107,10 @@ export class Router {
         conversationId: id,
         data: { reason },
       });
+      await this.d.audit?.record(
+        { agencyId: r.agencyId, actorKind: 'system', actorId: null, action: 'conversation.unassign', objectType: 'conversation', objectId: id, outcome: 'success', detail: { fromUserId, reason } },
+        tx,
+      );
       return r;
     });
     if (!row) return false;
@@ -168,6 +175,10 @@ export class Router {
           eligible: candidates.map((c) => ({ name: c.name, load: c.load, capacity: c.capacity })),
         },
       });
+      await this.d.audit?.record(
+        { agencyId: row.agencyId, actorKind: 'system', actorId: null, action: 'conversation.assign', objectType: 'conversation', objectId: row.id, outcome: 'success', detail: { assigneeId: chosen.id, reason: 'routed', mode } },
+        tx,
+      );
       return { kind: 'assigned', conversationId: row.id };
     });
   }

@@ -8,6 +8,7 @@ import { requireStaff } from '../../http/principal.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
 import type { PresenceService } from './presence.service.js';
 import type { StaffAccessService } from './staff-access.service.js';
+import type { AuditRepository } from '../audit/audit.repository.js';
 
 /** Colleagues, groups and presence: what the console needs to show who is there and to transfer work. */
 export function staffRoutes(deps: {
@@ -16,6 +17,7 @@ export function staffRoutes(deps: {
   dashboard: DashboardService;
   reports: ReportService;
   access: StaffAccessService;
+  audit: AuditRepository;
 }): Router {
   const router = Router();
 
@@ -32,7 +34,9 @@ export function staffRoutes(deps: {
     if (q.format === 'csv') {
       res.setHeader('Content-Type', 'text/csv; charset=utf-8');
       res.setHeader('Content-Disposition', `attachment; filename="casebridge-report-${q.from}-to-${q.to}.csv"`);
-      res.send(deps.reports.csv(report));
+      const csv = deps.reports.csv(report);
+      await deps.audit.record({ agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, actorRole: p.role, action: 'report.export', objectType: 'report', objectId: `${q.from}..${q.to}`, outcome: 'success', detail: { format: 'csv' } });
+      res.send(csv);
       return;
     }
     res.json(report);

@@ -1,3 +1,4 @@
+import type { Masker } from '../messages/message.service.js';
 import type { Db } from '../../db/client.js';
 import { pgErrorCode } from '../../db/client.js';
 import { AppError } from '../../errors.js';
@@ -38,6 +39,8 @@ export interface InboundSms {
 
 export interface SmsInboundDeps extends Pick<ConversationDeps, 'decideRoute' | 'caseStarted' | 'routing' | 'constituentReplied' | 'now'> {
   db: Db;
+  /** Masks sensitive numbers in texts before they are stored (issue #11). */
+  sensitive?: Masker;
   agencies: AgencyRepository;
   constituents: ConstituentRepository;
   conversations: ConversationRepository;
@@ -118,6 +121,8 @@ export class SmsInboundService {
           (await this.d.agencies.defaultGroupId(agencyId)) ?? null,
         )
       : null;
+    // Masked before the transaction: the agency's patterns are read outside it (PGlite has one connection).
+    const masked = this.d.sensitive && sms.body ? await this.d.sensitive.mask(agencyId, sms.body) : undefined;
     const attempt = () =>
       this.d.db.transaction(async (tx) => {
         let constituentId = await this.d.constituents.findOrCreate(tx, agencyId, { name: sms.from, phone: sms.from, language: 'en' });
@@ -169,8 +174,9 @@ export class SmsInboundService {
             authorKind: 'constituent',
             authorConstituentId: constituentId,
             visibility: 'public',
-            body: sms.body,
+            body: masked?.text ?? sms.body,
             channel: 'sms',
+            ...(masked?.kinds.length ? { meta: { masked: masked.kinds } } : {}),
           },
           tx,
         );

@@ -149,7 +149,7 @@ export class SmsOutboundService {
 
   private announce(row: MessageRow, conv: ConversationView): void {
     const delivery = toDelivery(row);
-    if (delivery) this.d.notifier.messageDelivery(conv, { conversationId: conv.id, messageId: row.id, delivery });
+    if (delivery) this.d.notifier.messageDelivery(conv, { conversationId: conv.id, messageId: row.id, delivery, attempt: row.deliveryAttempts });
   }
 }
 

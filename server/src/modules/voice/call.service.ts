@@ -1,3 +1,4 @@
+import type { Masker } from '../messages/message.service.js';
 import type { CallSummary, Channel, Priority, RoutingDecision } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
@@ -23,6 +24,8 @@ import { agentIdentity, type VoiceSettingsService } from './voice-settings.servi
 
 export interface CallServiceDeps {
   db: Db;
+  /** Masks sensitive numbers in voicemail transcriptions before they are stored (issue #11). */
+  sensitive?: Masker;
   calls: CallRepository;
   conversations: ConversationRepository;
   cases: CaseRepository;
@@ -650,15 +653,18 @@ export class CallService {
   /** A voicemail's transcription arrived (or failed): once per recording. */
   async transcribed(call: CallRow, t: { recordingSid: string; status: string; text: string | null }): Promise<void> {
     if (!call.caseId) return;
+    // What the caller said is masked like anything a constituent writes (before the transaction: see above).
+    const masked = t.text && this.d.sensitive ? await this.d.sensitive.mask(call.agencyId, t.text) : undefined;
+    const text = masked?.text ?? t.text;
     await this.d.db.transaction(async (tx) => {
       if (!(await this.d.calls.markSeen(tx, call.id, `transcription:${t.recordingSid}`))) return;
-      await this.d.calls.update(tx, call.id, { transcriptionStatus: t.status, transcriptionText: t.text });
+      await this.d.calls.update(tx, call.id, { transcriptionStatus: t.status, transcriptionText: text });
       await this.d.cases.addEvent(tx, {
         caseId: call.caseId!,
         kind: 'call.transcription',
         actorKind: 'system',
         conversationId: call.conversationId,
-        data: { callId: call.id, recordingSid: t.recordingSid, status: t.status, text: t.text },
+        data: { callId: call.id, recordingSid: t.recordingSid, status: t.status, text, ...(masked?.kinds.length ? { masked: masked.kinds } : {}) },
       });
     });
   }

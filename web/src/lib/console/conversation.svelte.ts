@@ -1,5 +1,5 @@
 import type { CaseDetail, ConversationSummary, Message, SyncResult } from './types';
-import type { AttachmentRef, Visibility } from '@casebridge/shared';
+import { deliveryIsNewer, type AttachmentRef, type DeliveryChanged, type Visibility } from '@casebridge/shared';
 import { api, ApiFailure } from '$lib/api';
 import { ack, type ConsoleSession } from './session.svelte';
 import { CaseActions } from './case-actions.svelte';
@@ -90,6 +90,9 @@ export class OpenConversation extends CaseActions {
     return this.catchingUp;
   }
 
+  /** The attempt each text's shown delivery state belongs to (from live updates). */
+  private readonly deliveryAttempts = new Map<string, number>();
+
   /** Sends a text that failed again; the result arrives as a delivery update too. */
   async retryDelivery(messageId: string): Promise<void> {
     const delivery = await api<Message['delivery']>(`/api/messages/${messageId}/retry-delivery`, { method: 'POST' });
@@ -131,8 +134,13 @@ export class OpenConversation extends CaseActions {
     const onCase = (c: { caseId: string }) => {
       if (c.caseId === this.summary?.caseId) void this.loadCase().catch(() => undefined);
     };
-    const onDelivery = (d: { conversationId: string; messageId: string; delivery: Message['delivery'] }) => {
+    const onDelivery = (d: DeliveryChanged) => {
       if (d.conversationId !== this.id) return;
+      // Two nodes may announce "sent" and "delivered" in either order: keep the newest state.
+      const held = this.deliveryAttempts.get(d.messageId);
+      const current = this.messages.find((m) => m.id === d.messageId)?.delivery;
+      if (!deliveryIsNewer(current && held !== undefined ? { status: current.status, attempt: held } : undefined, { status: d.delivery.status, attempt: d.attempt })) return;
+      this.deliveryAttempts.set(d.messageId, d.attempt);
       this.messages = this.messages.map((m) => (m.id === d.messageId ? { ...m, delivery: d.delivery } : m));
     };
     s.on('message:created', onMessage);

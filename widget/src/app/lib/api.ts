@@ -80,6 +80,10 @@ export class WidgetApi {
       body: JSON.stringify({ score, ...(comment ? { comment } : {}) }),
     });
   }
+  /** A secure-field answer (issue #11): sealed by the server, never a chat message. */
+  provideSecure(id: string, value: string) {
+    return this.call<Message>(`/api/secure-fields/${id}`, { method: 'POST', body: JSON.stringify({ value }) });
+  }
   /** Files and transcripts need the token, so they are fetched and handed to the browser as a blob. */
   async download(path: string, filename: string) {
     const res = await fetch(path, { headers: { authorization: `Bearer ${this.token}` } });
