@@ -113,4 +113,38 @@ describe('audit log and sensitive data in the console, in Chromium', () => {
     expect(await timeline.textContent()).not.toContain('ACCT-000-7781');
     await ctx.close();
   });
+
+  it('an admin adds a masking pattern (a bad one is refused next to its field); a constituent\'s matching number is masked', async () => {
+    const { ctx, page } = await signIn('admin@demo.gov');
+    await page.getByRole('link', { name: 'Sensitive data' }).click();
+    await page.getByRole('heading', { name: 'Sensitive data' }).waitFor();
+    await page.getByRole('button', { name: 'Add a pattern' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Benefits case number');
+    // Catastrophic backtracking is refused, with the reason next to the field.
+    await page.getByLabel('Regular expression').fill('(a+)+$');
+    await page.getByRole('button', { name: 'Save patterns' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Check the highlighted fields.' }).waitFor();
+    await expect(page.getByLabel('Regular expression').getAttribute('aria-invalid')).resolves.toBe('true');
+    await expect(axeViolations(page)).resolves.toEqual([]);
+    await page.getByLabel('Regular expression').fill('\\bBEN-\\d{6}\\b');
+    await page.getByRole('button', { name: 'Save patterns' }).click();
+    await page.getByText('Saved. New messages are masked').waitFor();
+    await page.screenshot({ path: join(shots, 'console-sensitive-patterns.png') });
+    await ctx.close();
+
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Pat Pattern' });
+    const socket = await h.constituentSocket(token);
+    // Patterns reach every node within seconds (they are cached briefly): retry until this one applies.
+    let body = '';
+    for (let i = 0; i < 30 && !body.includes('***'); i++) {
+      const res = await socket.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'My case is BEN-123456, thanks' });
+      if (!res.ok) throw new Error(JSON.stringify(res.error));
+      body = res.data.message.body;
+      if (!body.includes('***')) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(body).not.toContain('BEN-123456');
+    expect(body).toMatch(/\*\*\*/);
+    socket.close();
+  });
 });
