@@ -1,5 +1,5 @@
 import { createMailer } from './lib/mailer.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -68,6 +68,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     }
 
     // Redis first: the app counts rate limits in it, and Socket.IO fans out through it.
+    const namespace = deploymentNamespace(config.databaseUrl ?? config.dataDir);
     let redis: ReturnType<typeof createClient> | undefined;
     if (config.redisUrl) {
       redis = createClient({ url: config.redisUrl });
@@ -97,7 +98,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       demoMode: config.demoMode,
       caseTimerMs: opts.caseTimerMs,
       twilioApiBaseUrl: config.twilioApiBaseUrl,
-      limiterStore: redis,
+      limiterStore: redis ? { client: redis, namespace } : undefined,
       version: readVersion(),
       realtimeKind: config.redisUrl ? 'redis' : 'single-node',
       staticDirs:
@@ -108,7 +109,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       extraOwnOrigins: config.demoMode ? [`http://localhost:${config.port}`, `http://127.0.0.1:${config.port}`] : [],
     });
 
-    if (redis) app.io.adapter(resilientRedisAdapter(redis) as unknown as Parameters<typeof app.io.adapter>[0]);
+    if (redis) app.io.adapter(resilientRedisAdapter(redis, namespace) as unknown as Parameters<typeof app.io.adapter>[0]);
 
     await new Promise<void>((res, rej) => {
       app.httpServer.once('error', rej);
@@ -169,4 +170,16 @@ function readVersion(): string {
   } catch {
     return '0.0.0';
   }
+}
+
+/** A short, stable name for the database this node serves (no credentials): nodes sharing it share Redis keys. */
+function deploymentNamespace(database: string): string {
+  let id = database;
+  try {
+    const u = new URL(database);
+    id = `${u.hostname}:${u.port}${u.pathname}`;
+  } catch {
+    /* a data directory */
+  }
+  return createHash('sha256').update(id).digest('hex').slice(0, 12);
 }

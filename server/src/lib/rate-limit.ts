@@ -1,8 +1,14 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError } from '../errors.js';
 
-/** A connected node-redis client; several nodes count against one shared budget through it. */
-export type LimiterStore = object;
+/**
+ * A connected node-redis client, and the namespace of the deployment it counts for: nodes sharing a database
+ * share one budget; another deployment (or a test's own database) on the same Redis never sees its counts.
+ */
+export interface LimiterStore {
+  client: object;
+  namespace: string;
+}
 
 export interface LimitSpec {
   points: number;
@@ -25,12 +31,12 @@ export class Limiter {
     const memory = new RateLimiterMemory({ keyPrefix: name, points: spec.points, duration: spec.duration });
     this.limiter = store
       ? new RateLimiterRedis({
-          storeClient: store,
+          storeClient: store.client,
           useRedisPackage: true,
           // Not ready (down, reconnecting): count in memory at once instead of queueing behind the outage.
           rejectIfRedisNotReady: true,
           insuranceLimiter: memory,
-          keyPrefix: `cb-rl:${name}`,
+          keyPrefix: `cb-rl:${store.namespace}:${name}`,
           points: spec.points,
           duration: spec.duration,
         })

@@ -11,8 +11,11 @@ type Publisher = { doPublish(message: unknown): Promise<string>; doPublishRespon
  * after publishing, so without this a Redis outage would also stop chat between two people on the same node.
  * What the other nodes miss meanwhile, their clients fetch by seq when they notice the gap.
  */
-export function resilientRedisAdapter(redis: RedisClient) {
-  const make = createAdapter(redis) as unknown as (nsp: Namespace) => Publisher;
+export function resilientRedisAdapter(redis: RedisClient, namespace: string) {
+  // Deployments sharing one Redis (several agencies' installs, or test runs) keep their streams apart.
+  const make = createAdapter(redis, { streamName: `cb:${namespace}:socket.io`, channelPrefix: `cb:${namespace}:socket.io` }) as unknown as (
+    nsp: Namespace,
+  ) => Publisher;
   return function adapter(nsp: Namespace) {
     const a = make(nsp);
     const publish = a.doPublish.bind(a);
