@@ -1,6 +1,6 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { processPair } from './pair.js';
-import { check, report, Traffic } from './traffic.js';
+import { check, report, Traffic, printFault } from './traffic.js';
 
 // The five-minute drop is real time: this file runs for about seven minutes, beside the others.
 jest.setTimeout(600_000);
@@ -47,7 +47,7 @@ describe('fault: constituents offline for 10 s and for 5 min', () => {
         await traffic.settle();
         const verdict = await check(pair.databaseUrl, traffic);
         const typedOffline = traffic.ledger.filter((e) => e.body.startsWith('typed offline') && e.seqs.length).length;
-        console.log(
+        printFault(
           report(`constituents offline ${label} (network cut, tab open) under ~4 msg/s`, verdict, {
             'connections cut': dropped,
             'constituents that reconnected': traffic.chats.filter((c) => c.constituent.reconnects > 0).length,

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import { processPair } from './pair.js';
-import { check, report, Traffic } from './traffic.js';
+import { check, report, Traffic, printFault } from './traffic.js';
 
 jest.setTimeout(180_000);
 
@@ -27,7 +27,7 @@ describe('fault: a node is killed (SIGKILL) mid-conversation', () => {
     await traffic.drain();
     await traffic.settle();
     const verdict = await check(pair.databaseUrl, traffic);
-    console.log(
+    printFault(
       report('SIGKILL one of two nodes under ~10 msg/s', verdict, {
         'sent before the kill': before,
         'clients that reconnected': traffic.reconnected(),

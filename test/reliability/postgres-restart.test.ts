@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import { processPair } from './pair.js';
-import { check, report, Traffic } from './traffic.js';
+import { check, report, Traffic, printFault } from './traffic.js';
 
 jest.setTimeout(240_000);
 
@@ -35,7 +35,7 @@ describe('fault: PostgreSQL restarts under traffic', () => {
     const verdict = await check(pg.url, traffic);
     const refused = traffic.ledger.filter((e) => e.errors.some((c) => c !== 'TIMEOUT'));
     const codes = [...new Set(refused.flatMap((e) => e.errors))];
-    console.log(
+    printFault(
       report('PostgreSQL down ~10 s (fast shutdown, restart) under ~8 msg/s', verdict, {
         'seconds down': Math.round(downFor / 1000),
         'sends refused during the outage, then retried': refused.length,

@@ -4,7 +4,7 @@ import { io as ioc } from 'socket.io-client';
 import { PROTOCOL_VERSION } from '@casebridge/shared';
 import { type ClientSocket } from '../support/harness.js';
 import { processPair } from './pair.js';
-import { widgetSession } from './traffic.js';
+import { widgetSession, printFault } from './traffic.js';
 
 jest.setTimeout(300_000);
 
@@ -81,7 +81,7 @@ describe('fault: 1,000 widget sockets dropped at once', () => {
       run = share > 0.9 ? run + 1 : 0;
       longestPegged = Math.max(longestPegged, run);
     }
-    console.log(
+    printFault(
       [
         `fault: ${SOCKETS} widget sockets cut at once (two nodes behind a balancer)`,
         `  connections cut: ${dropped}`,

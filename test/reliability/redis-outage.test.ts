@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import type { Message } from '@casebridge/shared';
 import { processPair } from './pair.js';
-import { check, report, Traffic, type Chat } from './traffic.js';
+import { check, report, Traffic, type Chat, printFault } from './traffic.js';
 
 jest.setTimeout(240_000);
 
@@ -70,7 +70,7 @@ describe('fault: Redis stops for 30 s and starts again', () => {
     await traffic.drain();
     await traffic.settle();
     const verdict = await check(pair.databaseUrl, traffic);
-    console.log(
+    printFault(
       report('Redis down for 30 s under ~8 msg/s, then back (empty)', verdict, {
         'same-node live delivery during the outage (ms)': sameMs,
         'cross-node live delivery resumed after Redis returned (ms)': crossMs ?? 'not within 5 s',

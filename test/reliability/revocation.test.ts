@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { printFault } from './traffic.js';
 import { randomUUID } from 'node:crypto';
 import {
   createTestDatabase,
@@ -81,7 +82,7 @@ describe('fault: access revoked while connected, across two nodes', () => {
     await talk.stop();
     const lastHeard = Math.max(...heard);
     const keptWriting = talk.sentAt.filter((t) => t > changedAt + 5000).length;
-    console.log(`removed from General: last message heard ${lastHeard - changedAt} ms after the change; ${keptWriting} more sent after 5 s, none heard`);
+    printFault(`removed from General: last message heard ${lastHeard - changedAt} ms after the change; ${keptWriting} more sent after 5 s, none heard`);
     expect(lastHeard - changedAt).toBeLessThanOrEqual(5000);
     expect(keptWriting).toBeGreaterThan(5);
     expect(heard.filter((t) => t > changedAt + 5000)).toEqual([]);
@@ -108,7 +109,7 @@ describe('fault: access revoked while connected, across two nodes', () => {
     await closed;
     const ms = Date.now() - started;
     await talk.stop();
-    console.log(`disabled on node A: socket on node B closed after ${ms} ms`);
+    printFault(`disabled on node A: socket on node B closed after ${ms} ms`);
     expect(ms).toBeLessThanOrEqual(5000);
     expect((await b.http.get('/api/inbox').set('Cookie', avery.cookie)).status).toBe(401);
   });

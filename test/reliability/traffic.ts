@@ -365,3 +365,11 @@ export function report(fault: string, v: Verdict, extra: Record<string, unknown>
     ...Object.entries(extra).map(([k, val]) => `  ${k}: ${typeof val === 'string' ? val : JSON.stringify(val)}`),
   ].join('\n');
 }
+
+/**
+ * Prints a fault's result for whoever runs the tier (`npm run test:reliability` shows each fault with its
+ * invariants). Counts and timings only: never message bodies, names or numbers.
+ */
+export function printFault(text: string): void {
+  console.log(text);
+}

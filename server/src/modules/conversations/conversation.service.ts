@@ -419,7 +419,7 @@ export class ConversationService {
   async tellConstituent(caseId: string, body: string): Promise<boolean> {
     const conv = await this.d.conversations.openForCase(caseId);
     if (!conv) return false;
-    const texted = (await this.d.texts?.deliveryFor(conv)) ?? null;
+    const texted = this.d.texts?.deliveryFor(conv) ?? null;
     const { message } = await this.d.messages.append({
       conversationId: conv.id,
       clientMessageId: null,

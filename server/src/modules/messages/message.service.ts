@@ -35,10 +35,10 @@ export interface Masker {
 }
 
 export interface TextSender {
-  /** Throws when a text could never go out (the number opted out; too long). */
-  assertCanText(conv: ConversationView, body: string): Promise<void>;
-  /** 'pending' when this conversation's public messages go out by text. */
-  deliveryFor(conv: ConversationView): Promise<'pending' | null>;
+  /** 'pending' when this public reply also goes out by text; throws when it could never go out (STOP; too long). */
+  planText(conv: ConversationView, body: string): 'pending' | null;
+  /** 'pending' when the agency's notices on this conversation go out by text. */
+  deliveryFor(conv: ConversationView): 'pending' | null;
   /** Hands a stored message to Twilio, after the commit. */
   deliver(messageId: string): Promise<void>;
 }
@@ -79,8 +79,7 @@ export class MessageService {
     if (conv.status === 'ended' && input.visibility === 'public') {
       throw new AppError('CONFLICT', 'This conversation has ended');
     }
-    const texted = p.kind === 'staff' && input.visibility === 'public' && this.d.texts ? await this.d.texts.deliveryFor(conv) : null;
-    if (p.kind === 'staff' && input.visibility === 'public') await this.d.texts?.assertCanText(conv, input.body);
+    const texted = p.kind === 'staff' && input.visibility === 'public' ? (this.d.texts?.planText(conv, input.body) ?? null) : null;
     const attachmentIds = [...new Set(input.attachmentIds ?? [])];
     await this.d.attachments.assertSendable(p, conv.id, attachmentIds).catch(async (err) => {
       // A retry of a message that already took its files is fine: the duplicate check below answers it.

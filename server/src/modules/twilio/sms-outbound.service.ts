@@ -47,26 +47,26 @@ export class SmsOutboundService {
     return conv.channel === 'sms' ? conv.channelIdentityId : conv.textIdentityId;
   }
 
-  /** Refuses, before anything is stored, a text that could never go out. */
-  async assertCanText(conv: ConversationView, body: string): Promise<void> {
-    const identityId = this.textIdentityOf(conv);
-    if (!identityId) return;
-    const identity = await this.d.constituents.identityById(identityId);
-    if (identity?.optedOut) {
+  /**
+   * Whether a public message on this conversation also goes out by text: 'pending' if so, null if the
+   * conversation does not text. Refuses, before anything is stored, a text that could never go out (the number
+   * replied STOP; too long). The conversation view already carries the number and its consent: no query here.
+   */
+  planText(conv: Pick<ConversationView, 'textsTo' | 'textOptedOut'>, body: string): 'pending' | null {
+    if (!conv.textsTo) return null;
+    if (conv.textOptedOut) {
       throw new AppError('CONFLICT', 'This number has opted out of texts (they replied STOP). They can text START to receive texts again.');
     }
     if (body.length > MAX_SMS_CHARS) {
       const message = `Texts can be up to ${MAX_SMS_CHARS} characters`;
       throw new AppError('INVALID_PAYLOAD', message, { issues: [{ path: ['body'], message }] });
     }
+    return 'pending';
   }
 
-  /** 'pending' when a public message on this conversation should also go out by text now, else null. */
-  async deliveryFor(conv: ConversationView): Promise<'pending' | null> {
-    const identityId = this.textIdentityOf(conv);
-    if (!identityId) return null;
-    const identity = await this.d.constituents.identityById(identityId);
-    return identity && !identity.optedOut ? 'pending' : null;
+  /** For what the agency tells a constituent: texted when the conversation texts and the number consents. */
+  deliveryFor(conv: Pick<ConversationView, 'textsTo' | 'textOptedOut'>): 'pending' | null {
+    return conv.textsTo && !conv.textOptedOut ? 'pending' : null;
   }
 
   /** Hands a stored text to Twilio. Safe to call from several nodes: one takes it, the rest do nothing. */

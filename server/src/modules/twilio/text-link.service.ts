@@ -89,7 +89,7 @@ export class TextLinkService {
 
   /** A public message from the agency, on the timeline and by text. */
   private async text(view: ConversationView, body: string): Promise<void> {
-    const delivery = await this.d.outbound.deliveryFor(view);
+    const delivery = this.d.outbound.deliveryFor(view);
     const { message, created } = await this.d.messages.append({
       conversationId: view.id,
       clientMessageId: null,
