@@ -68,6 +68,8 @@ export const users = pgTable(
     voiceCapacity: integer('voice_capacity').notNull().default(1),
     /** Calls are put through to this number (E.164); null: to the console in the browser. */
     voicePhone: text('voice_phone'),
+    /** A supervisor for the whole agency: sees every group, including groups added later, without joining them. */
+    allGroups: boolean('all_groups').notNull().default(false),
     disabledAt: ts('disabled_at'),
     createdAt: createdAt(),
   },
