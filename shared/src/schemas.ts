@@ -8,8 +8,8 @@ export const Id = z.uuid();
 export const Channel = z.enum(['web', 'sms', 'voice', 'email', 'portal']);
 export type Channel = z.infer<typeof Channel>;
 
-/** Staff roles: admins configure, supervisors oversee their groups, agents work conversations and cases. */
-export const Role = z.enum(['admin', 'supervisor', 'agent']);
+/** Staff roles: admins configure, supervisors oversee their groups, agents work conversations and cases; auditors only read (and export) the audit log and purge reports. */
+export const Role = z.enum(['admin', 'supervisor', 'agent', 'auditor']);
 export type Role = z.infer<typeof Role>;
 
 /** `internal` notes are for staff only and must never reach a constituent. */

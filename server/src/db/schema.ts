@@ -58,7 +58,7 @@ export const users = pgTable(
     agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
     email: text('email').notNull(),
     displayName: text('display_name').notNull(),
-    role: text('role', { enum: ['admin', 'supervisor', 'agent'] }).notNull(),
+    role: text('role', { enum: ['admin', 'supervisor', 'agent', 'auditor'] }).notNull(),
     passwordHash: text('password_hash').notNull(),
     /** Set by the staff member; shown to colleagues. Nobody is offered new work while away or offline. */
     presence: text('presence', { enum: ['available', 'away', 'offline'] }).notNull().default('offline'),
@@ -75,7 +75,7 @@ export const users = pgTable(
   },
   (t) => [
     uniqueIndex('users_email_uq').on(t.email),
-    check('users_role_ck', sql`${t.role} in ('admin','supervisor','agent')`),
+    check('users_role_ck', sql`${t.role} in ('admin','supervisor','agent','auditor')`),
     check('users_presence_ck', sql`${t.presence} in ('available','away','offline')`),
     check('users_capacity_ck', sql`${t.capacity} between 0 and 50`),
     check('users_voice_capacity_ck', sql`${t.voiceCapacity} between 0 and 5`),
@@ -141,6 +141,8 @@ export const constituents = pgTable(
     email: text('email'),
     phone: text('phone'),
     language: text('language').notNull().default('en'),
+    /** Their name, email and phone were removed (retention or an approved deletion request). */
+    anonymisedAt: ts('anonymised_at'),
     createdAt: createdAt(),
   },
   (t) => [index('constituents_agency_ix').on(t.agencyId)],
@@ -280,6 +282,12 @@ export const cases = pgTable(
     resolvedAt: ts('resolved_at'),
     /** A duplicate merged into another case points at it; its conversations and timeline moved there. */
     mergedIntoId: uuid('merged_into_id').references((): AnyPgColumn => cases.id, { onDelete: 'set null' }),
+    /** Legal hold (issue #11): set by an admin; retention and deletion requests leave the case untouched while set. */
+    legalHoldAt: ts('legal_hold_at'),
+    legalHoldBy: uuid('legal_hold_by').references(() => users.id, { onDelete: 'set null' }),
+    legalHoldReason: text('legal_hold_reason'),
+    /** When its messages, files, recordings and personal details were deleted or anonymised (retention or a deletion request). */
+    purgedAt: ts('purged_at'),
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
@@ -625,5 +633,104 @@ export const calls = pgTable(
       'calls_state_ck',
       sql`${t.state} in ('ivr','queued','connecting','in_progress','completed','abandoned','voicemail','callback')`,
     ),
+  ],
+);
+
+/**
+ * Issue #11, single sign-on: the agency's OpenID Connect provider. The client secret is sealed at rest (AES-GCM,
+ * like the Twilio token) and never returned. Claims map to a role and to groups; `passwordsOff` refuses local
+ * passwords for the agency's staff. `emailDomains` tell the sign-in page which agency an address belongs to.
+ */
+export const agencySignIn = pgTable('agency_sign_in', {
+  agencyId: uuid('agency_id').primaryKey().references(() => agencies.id, { onDelete: 'cascade' }),
+  enabled: boolean('enabled').notNull().default(false),
+  displayName: text('display_name').notNull(),
+  issuer: text('issuer').notNull(),
+  clientId: text('client_id').notNull(),
+  clientSecretSealed: text('client_secret_sealed'),
+  emailDomains: text('email_domains').array().notNull().default(sql`'{}'::text[]`),
+  roleClaim: text('role_claim').notNull().default('roles'),
+  roleMap: jsonb('role_map').$type<{ value: string; role: 'admin' | 'supervisor' | 'agent' | 'auditor' }[]>().notNull().default(sql`'[]'::jsonb`),
+  groupClaim: text('group_claim').notNull().default('groups'),
+  groupMap: jsonb('group_map').$type<{ value: string; groupId: string }[]>().notNull().default(sql`'[]'::jsonb`),
+  /** Create a staff account on first sign-in when none has the (verified) email; otherwise only existing staff. */
+  provisionUsers: boolean('provision_users').notNull().default(false),
+  passwordsOff: boolean('passwords_off').notNull().default(false),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+/** A sign-in in flight: the state handed to the provider (hash only), its PKCE verifier and nonce; used once. */
+export const ssoStates = pgTable(
+  'sso_states',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    stateHash: text('state_hash').notNull(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'cascade' }),
+    /** sha256 of a random value in a cookie of the browser that started it: another browser cannot finish it. */
+    browserHash: text('browser_hash').notNull(),
+    codeVerifier: text('code_verifier').notNull(),
+    nonce: text('nonce').notNull(),
+    next: text('next'),
+    expiresAt: ts('expires_at').notNull(),
+    usedAt: ts('used_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('sso_states_state_uq').on(t.stateHash)],
+);
+
+/** Which provider account (issuer + subject) is which staff member, fixed at their first single sign-on. */
+export const userIdentities = pgTable(
+  'user_identities',
+  {
+    issuer: text('issuer').notNull(),
+    subject: text('subject').notNull(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.issuer, t.subject] }), index('user_identities_user_ix').on(t.userId)],
+);
+
+/**
+ * A signed record of one purge (a retention run or an approved deletion request): counts, and the purged case
+ * ids hashed with the agency's key so the report names nothing; Ed25519-signed with the server's purge key.
+ */
+export const purgeReports = pgTable(
+  'purge_reports',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    kind: text('kind', { enum: ['retention', 'deletion_request'] }).notNull(),
+    /** The canonical JSON that was signed (counts, hashed ids, as-of time). */
+    body: text('body').notNull(),
+    signature: text('signature').notNull(),
+    keyId: text('key_id').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('purge_reports_agency_ix').on(t.agencyId, t.createdAt)],
+);
+
+/** A constituent's request to have their data deleted, and an admin's decision on it. */
+export const deletionRequests = pgTable(
+  'deletion_requests',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    constituentId: uuid('constituent_id').notNull().references(() => constituents.id, { onDelete: 'cascade' }),
+    /** The case they signed in to the portal with, or the admin named. */
+    caseId: uuid('case_id').references(() => cases.id, { onDelete: 'set null' }),
+    source: text('source', { enum: ['portal', 'staff'] }).notNull(),
+    requestedBy: uuid('requested_by').references(() => users.id, { onDelete: 'set null' }),
+    note: text('note').notNull().default(''),
+    status: text('status', { enum: ['pending', 'approved', 'denied'] }).notNull().default('pending'),
+    decidedBy: uuid('decided_by').references(() => users.id, { onDelete: 'set null' }),
+    decidedAt: ts('decided_at'),
+    decisionNote: text('decision_note'),
+    reportId: uuid('report_id').references(() => purgeReports.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('deletion_requests_agency_ix').on(t.agencyId, t.status),
+    uniqueIndex('deletion_requests_one_pending_uq').on(t.constituentId).where(sql`${t.status} = 'pending'`),
+    check('deletion_requests_status_ck', sql`${t.status} in ('pending','approved','denied')`),
   ],
 );
