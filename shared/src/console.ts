@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Channel, ConversationSummary, Id, Priority, CaseStatus, Role } from './schemas.js';
+import { Channel, ConversationSummary, Email, Id, Priority, CaseStatus, Role } from './schemas.js';
 import { FieldDef, PlaybookAction, Stage } from './case-types.js';
 
 // ---- inbox ---------------------------------------------------------------------------------------
@@ -410,8 +410,48 @@ export const StaffCapacityInput = z.strictObject({
 export const StaffAccessInput = z.strictObject({
   role: Role,
   groupIds: z.array(Id).max(100),
+  /** Supervisors only: sees every group of the agency, including groups added later. */
+  allGroups: z.boolean().optional(),
 });
 export type StaffAccessInput = z.infer<typeof StaffAccessInput>;
+
+/** A colleague's account as an admin manages it. */
+export const StaffAccount = z.object({
+  id: Id,
+  email: z.string(),
+  displayName: z.string(),
+  role: Role,
+  groupIds: z.array(Id),
+  allGroups: z.boolean(),
+  presence: Presence,
+  disabled: z.boolean(),
+  createdAt: z.string(),
+});
+export type StaffAccount = z.infer<typeof StaffAccount>;
+
+/** Long enough to resist guessing; no other rules (NIST SP 800-63B). */
+export const NewPassword = z
+  .string()
+  .min(12, 'At least 12 characters')
+  .max(200, 'At most 200 characters');
+
+/** An admin opens an account for a colleague and tells them the first password. */
+export const NewStaffInput = z.strictObject({
+  email: Email,
+  displayName: z.string().trim().min(1, 'Enter a name').max(120, 'At most 120 characters'),
+  role: Role,
+  groupIds: z.array(Id).max(100),
+  allGroups: z.boolean().optional(),
+  password: NewPassword,
+});
+export type NewStaffInput = z.infer<typeof NewStaffInput>;
+
+export const PasswordResetInput = z.strictObject({ password: NewPassword });
+
+export const NewGroupInput = z.strictObject({
+  name: z.string().trim().min(1, 'Enter a name').max(80, 'At most 80 characters'),
+});
+export type NewGroupInput = z.infer<typeof NewGroupInput>;
 
 /** A supervisor changes an agent's status (an agent who walked away still showing available). */
 export const StaffPresenceInput = z.strictObject({ presence: Presence });

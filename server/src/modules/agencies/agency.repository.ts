@@ -55,6 +55,16 @@ export class AgencyRepository {
     await this.db.update(agencies).set({ businessHours, holidays }).where(eq(agencies.id, agencyId));
   }
 
+  /** A new group (routing: agents take work until an admin says otherwise). Undefined when the name is taken. */
+  async createGroup(agencyId: string, name: string): Promise<{ id: string } | undefined> {
+    const [row] = await this.db
+      .insert(groups)
+      .values({ agencyId, name })
+      .onConflictDoNothing({ target: [groups.agencyId, groups.name] })
+      .returning({ id: groups.id });
+    return row;
+  }
+
   async groupDetails(agencyId: string) {
     return this.db
       .select({ id: groups.id, name: groups.name, routing: groups.routing, acceptSeconds: groups.acceptSeconds, isDefault: groups.isDefault })

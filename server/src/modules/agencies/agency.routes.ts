@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { AgencyCalendar, GroupSettings } from '@casebridge/shared';
+import { AgencyCalendar, GroupSettings, NewGroupInput } from '@casebridge/shared';
 import { parse } from '../../http/parse.js';
 import { requireStaff } from '../../http/principal.js';
 import { AppError } from '../../errors.js';
@@ -13,6 +13,8 @@ export function agencyRoutes(deps: {
   audit: AuditRepository;
   /** A group now routes automatically: its waiting work may go out at once. */
   routingChanged: (groupId: string) => void;
+  /** Agency-wide supervisors' open sockets start hearing the new group at once. */
+  groupCreated?: (agencyId: string, groupId: string) => void;
 }): Router {
   const router = Router();
   const admin = (res: Parameters<typeof requireStaff>[0]) => {
@@ -24,6 +26,28 @@ export function agencyRoutes(deps: {
   router.get('/admin/groups', async (_req, res) => {
     const p = admin(res);
     res.json({ groups: await deps.agencies.groupDetails(p.agencyId) });
+  });
+
+  router.post('/admin/groups', async (req, res) => {
+    const p = admin(res);
+    const { name } = parse(NewGroupInput, req.body);
+    const created = await deps.agencies.createGroup(p.agencyId, name);
+    if (!created) {
+      const message = 'A group with this name already exists';
+      throw new AppError('CONFLICT', message, { issues: [{ path: ['name'], message }] });
+    }
+    await deps.audit.record({
+      agencyId: p.agencyId,
+      actorKind: 'staff',
+      actorId: p.userId,
+      action: 'group.create',
+      objectType: 'group',
+      objectId: created.id,
+      outcome: 'success',
+      detail: { name },
+    });
+    deps.groupCreated?.(p.agencyId, created.id);
+    res.status(201).json({ groups: await deps.agencies.groupDetails(p.agencyId) });
   });
 
   router.put('/admin/groups/:id', async (req, res) => {

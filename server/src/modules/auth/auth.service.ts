@@ -112,7 +112,7 @@ export class AuthService {
       this.d.events.sessionEnded({ sessionId: session.id }, user.disabledAt ? 'disabled' : 'expired');
       return undefined;
     }
-    const groups = await this.d.users.groupsOf(user.id);
+    const groups = await this.d.users.visibleGroupsOf(user);
     return {
       principal: {
         kind: 'staff',
@@ -145,7 +145,7 @@ export class AuthService {
       role: user.role,
       presence: user.presence,
       capacity: user.capacity,
-      groups: await this.d.users.groupsOf(user.id),
+      groups: await this.d.users.visibleGroupsOf(user),
       csrfToken,
     };
   }

@@ -142,7 +142,7 @@ export class ConversationService {
       }
       if (user.role === 'admin') throw invalid('toUserId', `${user.displayName} is an admin and does not take conversations`);
       if (user.id === conv.assigneeId) throw invalid('toUserId', `${user.displayName} already has this conversation`);
-      const theirGroups = (await this.d.users.groupsOf(user.id)).map((g) => g.id);
+      const theirGroups = (await this.d.users.visibleGroupsOf(user)).map((g) => g.id);
       if (theirGroups.length === 0) throw invalid('toUserId', `${user.displayName} is not in any group`);
       // Stays in its group when they work it; otherwise it follows them to their group.
       const groupId = theirGroups.includes(conv.groupId) ? conv.groupId : theirGroups[0]!;

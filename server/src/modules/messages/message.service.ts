@@ -141,7 +141,7 @@ export class MessageService {
       const staff = await this.d.staff.listStaff(conv.agencyId);
       const ids = staff
         .filter((u) => u.id !== authorId && text.includes(`@${u.displayName.toLowerCase()}`))
-        .filter((u) => u.role === 'admin' || u.groupIds.includes(conv.groupId) || u.id === conv.assigneeId)
+        .filter((u) => u.role === 'admin' || (u.role === 'supervisor' && u.allGroups) || u.groupIds.includes(conv.groupId) || u.id === conv.assigneeId)
         .map((u) => u.id);
       this.d.notifier.mentioned(ids, {
         conversationId: conv.id,

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { PresenceInput, ReportQuery, StaffAccessInput, StaffCapacityInput, StaffPresenceInput } from '@casebridge/shared';
+import { NewStaffInput, PasswordResetInput, PresenceInput, ReportQuery, StaffAccessInput, StaffCapacityInput, StaffPresenceInput } from '@casebridge/shared';
 import type { ReportService } from '../reports/report.service.js';
 import type { DashboardService } from '../dashboard/dashboard.service.js';
 import { parse } from '../../http/parse.js';
@@ -21,10 +21,34 @@ export function staffRoutes(deps: {
 }): Router {
   const router = Router();
 
+  const UserParams = z.object({ userId: z.uuid() });
+  router.get('/admin/users', async (_req, res) => {
+    res.json({ users: await deps.access.list(requireStaff(res)) });
+  });
+
+  router.post('/admin/users', async (req, res) => {
+    const p = requireStaff(res);
+    res.status(201).json(await deps.access.create(p, parse(NewStaffInput, req.body)));
+  });
+
   router.put('/admin/users/:userId/access', async (req, res) => {
     const p = requireStaff(res);
-    const { userId } = parse(z.object({ userId: z.uuid() }), req.params);
+    const { userId } = parse(UserParams, req.params);
     res.json(await deps.access.set(p, userId, parse(StaffAccessInput, req.body)));
+  });
+
+  router.post('/admin/users/:userId/password', async (req, res) => {
+    const p = requireStaff(res);
+    const { userId } = parse(UserParams, req.params);
+    await deps.access.resetPassword(p, userId, parse(PasswordResetInput, req.body).password);
+    res.status(204).end();
+  });
+
+  router.post('/admin/users/:userId/enable', async (req, res) => {
+    const p = requireStaff(res);
+    const { userId } = parse(UserParams, req.params);
+    await deps.access.enable(p, userId);
+    res.status(204).end();
   });
 
   router.get('/reports', async (req, res) => {

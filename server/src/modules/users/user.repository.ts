@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull } from 'drizzle-orm';
 import type { Presence } from '@casebridge/shared';
 import type { Db } from '../../db/client.js';
 import { agencies, groupMemberships, groups, users } from '../../db/schema.js';
@@ -27,10 +27,21 @@ export class UserRepository {
       .orderBy(asc(groups.name));
   }
 
+  /**
+   * The groups whose work someone sees: their memberships, or every group of the agency for an agency-wide
+   * supervisor (memberships still decide who routing gives work to).
+   */
+  async visibleGroupsOf(user: Pick<UserRow, 'id' | 'agencyId' | 'role' | 'allGroups'>): Promise<{ id: string; name: string }[]> {
+    if (user.role === 'supervisor' && user.allGroups) {
+      return this.db.select({ id: groups.id, name: groups.name }).from(groups).where(eq(groups.agencyId, user.agencyId)).orderBy(asc(groups.name));
+    }
+    return this.groupsOf(user.id);
+  }
+
   /** Replaces a colleague's role and groups in one commit (the groups must be the agency's: the caller checks). */
-  async setAccess(userId: string, role: UserRow['role'], groupIds: string[]): Promise<void> {
+  async setAccess(userId: string, role: UserRow['role'], groupIds: string[], allGroups = false): Promise<void> {
     await this.db.transaction(async (tx) => {
-      await tx.update(users).set({ role }).where(eq(users.id, userId));
+      await tx.update(users).set({ role, allGroups }).where(eq(users.id, userId));
       await tx.delete(groupMemberships).where(eq(groupMemberships.userId, userId));
       if (groupIds.length) await tx.insert(groupMemberships).values(groupIds.map((groupId) => ({ groupId, userId })));
     });
@@ -53,6 +64,66 @@ export class UserRepository {
 
   async listByAgency(agencyId: string): Promise<UserRow[]> {
     return this.db.select().from(users).where(eq(users.agencyId, agencyId)).orderBy(asc(users.email));
+  }
+
+  /** A new colleague with their groups, in one commit. Undefined when the email is taken (by any agency). */
+  async create(input: {
+    agencyId: string;
+    email: string;
+    displayName: string;
+    role: UserRow['role'];
+    allGroups: boolean;
+    passwordHash: string;
+    groupIds: string[];
+  }): Promise<UserRow | undefined> {
+    const { groupIds, ...row } = input;
+    return this.db.transaction(async (tx) => {
+      const [user] = await tx.insert(users).values(row).onConflictDoNothing({ target: users.email }).returning();
+      if (!user) return undefined;
+      if (groupIds.length) await tx.insert(groupMemberships).values(groupIds.map((groupId) => ({ groupId, userId: user.id })));
+      return user;
+    });
+  }
+
+  /** Every account of the agency, disabled ones too, with their group memberships. */
+  async accounts(agencyId: string) {
+    const rows = await this.db
+      .select({
+        id: users.id,
+        email: users.email,
+        displayName: users.displayName,
+        role: users.role,
+        allGroups: users.allGroups,
+        presence: users.presence,
+        disabledAt: users.disabledAt,
+        createdAt: users.createdAt,
+        groupId: groupMemberships.groupId,
+      })
+      .from(users)
+      .leftJoin(groupMemberships, eq(groupMemberships.userId, users.id))
+      .where(eq(users.agencyId, agencyId))
+      .orderBy(asc(users.displayName), asc(users.email));
+    const byId = new Map<string, Omit<(typeof rows)[number], 'groupId'> & { groupIds: string[] }>();
+    for (const { groupId, ...u } of rows) {
+      const entry = byId.get(u.id) ?? { ...u, groupIds: [] };
+      if (groupId) entry.groupIds.push(groupId);
+      byId.set(u.id, entry);
+    }
+    return [...byId.values()];
+  }
+
+  async setPassword(userId: string, passwordHash: string): Promise<void> {
+    await this.db.update(users).set({ passwordHash }).where(eq(users.id, userId));
+  }
+
+  /** Returns false when the account was not disabled (or is not in that agency). */
+  async enable(agencyId: string, userId: string): Promise<boolean> {
+    const rows = await this.db
+      .update(users)
+      .set({ disabledAt: null })
+      .where(and(eq(users.id, userId), eq(users.agencyId, agencyId), isNotNull(users.disabledAt)))
+      .returning({ id: users.id });
+    return rows.length === 1;
   }
 
   /** Returns false when the user was already disabled (or does not exist in that agency). */
@@ -96,6 +167,7 @@ export class UserRepository {
         id: users.id,
         displayName: users.displayName,
         role: users.role,
+        allGroups: users.allGroups,
         presence: users.presence,
         capacity: users.capacity,
         groupId: groupMemberships.groupId,
