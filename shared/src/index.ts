@@ -8,3 +8,4 @@ export * from './case-types.js';
 export * from './portal.js';
 export * from './voice.js';
 export * from './trust.js';
+export * from './exchange.js';

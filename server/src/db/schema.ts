@@ -15,7 +15,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { BusinessHours, FieldDef, LocalText, MessageMeta, PlaybookAction, PlaybookTask, RoutingConditions, SensitivePattern, SlaPolicy } from '@casebridge/shared';
+import type { BusinessHours, DataManifest, ExchangeEvent, FieldDef, PartnerService, SharedCase, LocalText, MessageMeta, PlaybookAction, PlaybookTask, RoutingConditions, SensitivePattern, SlaPolicy } from '@casebridge/shared';
 
 // Timestamps come back as ISO-ish strings (mode 'string'): the same on PGlite and node-postgres,
 // and no time-zone surprises from Date conversions.
@@ -733,4 +733,138 @@ export const deletionRequests = pgTable(
     uniqueIndex('deletion_requests_one_pending_uq').on(t.constituentId).where(sql`${t.status} = 'pending'`),
     check('deletion_requests_status_ck', sql`${t.status} in ('pending','approved','denied')`),
   ],
+);
+
+// ---- Service Exchange (issue #10) -----------------------------------------------------------------------
+
+/** Another CaseBridge instance this agency hands work to and takes work from. Only its base URL is ever called. */
+export const exchangePartners = pgTable(
+  'exchange_partners',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    name: text('name').notNull(),
+    baseUrl: text('base_url').notNull(),
+    status: text('status', { enum: ['active', 'revoked'] }).notNull().default('active'),
+    services: jsonb('services').$type<PartnerService[]>().notNull().default(sql`'[]'::jsonb`),
+    /** What may be sent to this partner; nothing else ever leaves. */
+    manifest: jsonb('manifest').$type<DataManifest>().notNull().default(sql`'{"caseFields":[],"constituent":[],"timeline":[]}'::jsonb`),
+    offerTimeoutSeconds: integer('offer_timeout_seconds').notNull().default(600),
+    createdAt: createdAt(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('exchange_partners_name_uq').on(t.agencyId, t.name),
+    check('exchange_partners_status_ck', sql`${t.status} in ('active','revoked')`),
+  ],
+);
+
+/**
+ * Ed25519 keys per partner: ours (private half sealed at rest; `next` → `active` → `retired`, so a new key is
+ * published before it signs) and theirs (any active one verifies, so they rotate without downtime).
+ */
+export const exchangeKeys = pgTable(
+  'exchange_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    partnerId: uuid('partner_id').notNull().references(() => exchangePartners.id, { onDelete: 'cascade' }),
+    keyId: text('key_id').notNull(),
+    side: text('side', { enum: ['ours', 'theirs'] }).notNull(),
+    publicKey: text('public_key').notNull(),
+    privateKeySealed: text('private_key_sealed'),
+    status: text('status', { enum: ['next', 'active', 'retired', 'revoked'] }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('exchange_keys_key_uq').on(t.keyId, t.side), index('exchange_keys_partner_ix').on(t.partnerId)],
+);
+
+/**
+ * One handoff as seen from this side. `handoff_id` is the same on both instances (timelines and audit logs
+ * carry it); the outbound row belongs to the offering agency, the inbound row to the receiving one.
+ */
+export const exchangeHandoffs = pgTable(
+  'exchange_handoffs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    handoffId: uuid('handoff_id').notNull(),
+    direction: text('direction', { enum: ['outbound', 'inbound'] }).notNull(),
+    agencyId: uuid('agency_id').notNull().references(() => agencies.id, { onDelete: 'restrict' }),
+    partnerId: uuid('partner_id').notNull().references(() => exchangePartners.id, { onDelete: 'restrict' }),
+    kind: text('kind', { enum: ['conversation', 'case'] }).notNull(),
+    state: text('state', { enum: ['sending', 'offered', 'accepted', 'declined', 'expired'] }).notNull(),
+    caseId: uuid('case_id').references(() => cases.id, { onDelete: 'set null' }),
+    conversationId: uuid('conversation_id').references(() => conversations.id, { onDelete: 'set null' }),
+    remoteReference: text('remote_reference'),
+    /** Outbound: the group the work came from; inbound: the group the partner's routing rules chose. */
+    groupId: uuid('group_id').references(() => groups.id, { onDelete: 'set null' }),
+    /** Outbound: who held the work when it was offered. */
+    offeredBy: uuid('offered_by').references(() => users.id, { onDelete: 'set null' }),
+    serviceId: uuid('service_id'),
+    note: text('note').notNull().default(''),
+    reason: text('reason'),
+    acceptedBy: text('accepted_by'),
+    /** Inbound: exactly what crossed over (the sender's manifest applied). */
+    shared: jsonb('shared').$type<SharedCase>(),
+    expiresAt: ts('expires_at'),
+    /** The next seq this side sends for this handoff (the partner's idempotency key is handoff id + seq). */
+    outSeq: integer('out_seq').notNull().default(0),
+    /** `status|stage` last mirrored either way: a change is sent only when it differs, so mirroring never echoes. */
+    syncedState: text('synced_state'),
+    createdAt: createdAt(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+    decidedAt: ts('decided_at'),
+  },
+  (t) => [
+    uniqueIndex('exchange_handoffs_uq').on(t.handoffId, t.direction),
+    index('exchange_handoffs_conversation_ix').on(t.conversationId),
+    index('exchange_handoffs_case_ix').on(t.caseId),
+    index('exchange_handoffs_state_ix').on(t.agencyId, t.state),
+  ],
+);
+
+/** Calls to partners, written in the same transaction as the change they announce; a worker delivers them in order. */
+export const exchangeOutbox = pgTable(
+  'exchange_outbox',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    partnerId: uuid('partner_id').notNull().references(() => exchangePartners.id, { onDelete: 'cascade' }),
+    handoffId: uuid('handoff_id').notNull(),
+    seq: integer('seq').notNull(),
+    event: jsonb('event').$type<ExchangeEvent>().notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: ts('next_attempt_at').notNull().defaultNow(),
+    /** A worker holds the row until then; a crashed worker's claim lapses. */
+    lockedUntil: ts('locked_until'),
+    sentAt: ts('sent_at'),
+    failedAt: ts('failed_at'),
+    lastError: text('last_error'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('exchange_outbox_seq_uq').on(t.partnerId, t.handoffId, t.seq),
+    index('exchange_outbox_due_ix').on(t.nextAttemptAt).where(sql`${t.sentAt} is null and ${t.failedAt} is null`),
+  ],
+);
+
+/** Nonces of signed requests already seen, until they could no longer pass the time check: replays are refused on every node. */
+export const exchangeNonces = pgTable(
+  'exchange_nonces',
+  {
+    partnerId: uuid('partner_id').notNull().references(() => exchangePartners.id, { onDelete: 'cascade' }),
+    nonce: text('nonce').notNull(),
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.partnerId, t.nonce] }), index('exchange_nonces_expires_ix').on(t.expiresAt)],
+);
+
+/** Events already applied, with the answer given: a retried call gets the same answer and changes nothing. */
+export const exchangeInbox = pgTable(
+  'exchange_inbox',
+  {
+    partnerId: uuid('partner_id').notNull().references(() => exchangePartners.id, { onDelete: 'cascade' }),
+    idempotencyKey: text('idempotency_key').notNull(),
+    response: jsonb('response').$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.partnerId, t.idempotencyKey] })],
 );
