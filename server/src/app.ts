@@ -17,6 +17,9 @@ import { auditRoutes } from './modules/audit/audit.routes.js';
 import { SecureFields, SensitiveMasker } from './modules/sensitive/sensitive.service.js';
 import { trustRoutes } from './modules/sensitive/sensitive.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
+import { SsoSettingsService } from './modules/sso/sso-settings.service.js';
+import { SsoService } from './modules/sso/sso.service.js';
+import { ssoRoutes } from './modules/sso/sso.routes.js';
 import { AuthService } from './modules/auth/auth.service.js';
 import { SessionRepository } from './modules/auth/session.repository.js';
 import { CaseRepository } from './modules/cases/case.repository.js';
@@ -185,7 +188,12 @@ export function createApp(o: AppOptions): App {
     slaAlert: (...a) => notifier?.slaAlert(...a),
   };
 
+  // Issue #11: sign-in through the agency's OpenID Connect provider; agencies may turn local passwords off.
+  const ssoRedirectUri = `${o.publicBaseUrl.replace(/\/+$/, '')}/api/auth/sso/callback`;
+  const ssoSettings = new SsoSettingsService({ db, box: new SecretBox(o.sessionSecret, 'oidc-client'), audit: repos.audit, redirectUri: ssoRedirectUri });
+  const sso = new SsoService({ db, settings: ssoSettings, sessions: repos.sessions, audit: repos.audit, logger: o.logger, redirectUri: ssoRedirectUri, sessionMaxMs: o.sessionMaxMs });
   const auth = new AuthService({
+    passwordsAllowed: (agencyId) => ssoSettings.passwordsAllowed(agencyId),
     sessions: repos.sessions,
     users: repos.users,
     audit: repos.audit,
@@ -472,6 +480,7 @@ export function createApp(o: AppOptions): App {
   api.use(attachmentRoutes({ attachments }));
   api.use(express.json({ limit: '64kb' }));
   api.use(authRoutes({ auth, secureCookies }));
+  api.use(ssoRoutes({ sso, settings: ssoSettings, audit: repos.audit, secureCookies, publicBaseUrl: o.publicBaseUrl }));
   api.use(
     widgetRoutes({
       widget,

@@ -75,3 +75,68 @@ export const SecureFieldValueInput = z.object({
 });
 export const SecureFieldValue = z.object({ id: Id, label: z.string(), value: z.string() });
 export type SecureFieldValue = z.infer<typeof SecureFieldValue>;
+
+// ---- Single sign-on (OpenID Connect), issue #11 ----
+
+/** A role an identity-provider claim value grants. */
+const StaffRoleName = z.enum(['admin', 'supervisor', 'agent', 'auditor']);
+const ClaimName = z
+  .string()
+  .trim()
+  .min(1, 'Name the claim')
+  .max(100)
+  .regex(/^[\w.:/-]+$/, 'A claim name has letters, digits and . _ : / - only');
+const Domain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^(?=.{3,253}$)([a-z0-9-]+\.)+[a-z]{2,63}$/, 'A domain like springfield.gov');
+
+/** What an admin saves on the Sign-in page. The client secret is write-only: leave it out to keep the stored one. */
+export const SsoSettingsInput = z.strictObject({
+  enabled: z.boolean(),
+  displayName: z.string().trim().min(1, 'Name the provider, as staff know it (e.g. "Springfield ID")').max(60),
+  issuer: z.url({ protocol: /^https?$/, message: 'The issuer URL, like https://login.springfield.gov' }).max(300),
+  clientId: z.string().trim().min(1, 'Enter the client id the provider gave CaseBridge').max(200),
+  clientSecret: z.string().min(1).max(500).optional(),
+  /** Forget the stored secret (a public client that relies on PKCE alone). */
+  clearClientSecret: z.boolean().optional(),
+  emailDomains: z.array(Domain).max(20),
+  roleClaim: ClaimName.default('roles'),
+  roleMap: z.array(z.strictObject({ value: z.string().trim().min(1, 'Enter the claim value').max(200), role: StaffRoleName })).max(50),
+  groupClaim: ClaimName.default('groups'),
+  groupMap: z.array(z.strictObject({ value: z.string().trim().min(1, 'Enter the claim value').max(200), groupId: Id })).max(100),
+  provisionUsers: z.boolean(),
+  passwordsOff: z.boolean(),
+});
+export type SsoSettingsInput = z.input<typeof SsoSettingsInput>;
+
+/** What the admin page shows: never the secret, only whether one is stored. */
+export const SsoSettings = z.object({
+  configured: z.boolean(),
+  enabled: z.boolean(),
+  displayName: z.string(),
+  issuer: z.string(),
+  clientId: z.string(),
+  hasClientSecret: z.boolean(),
+  emailDomains: z.array(z.string()),
+  roleClaim: z.string(),
+  roleMap: z.array(z.object({ value: z.string(), role: StaffRoleName })),
+  groupClaim: z.string(),
+  groupMap: z.array(z.object({ value: z.string(), groupId: Id })),
+  provisionUsers: z.boolean(),
+  passwordsOff: z.boolean(),
+  /** The redirect URI to register at the provider. */
+  redirectUri: z.string(),
+  agencySlug: z.string(),
+});
+export type SsoSettings = z.infer<typeof SsoSettings>;
+
+/** What the sign-in page learns from an email address or an agency slug: whose provider, and where to start. */
+export const SsoDiscovery = z.object({
+  sso: z
+    .object({ agencyName: z.string(), displayName: z.string(), startUrl: z.string(), passwordsOff: z.boolean() })
+    .nullable(),
+});
+export type SsoDiscovery = z.infer<typeof SsoDiscovery>;
+export const SsoDiscoverInput = z.strictObject({ email: z.email('Enter a valid email address, like name@agency.gov').max(254) });

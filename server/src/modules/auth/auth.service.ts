@@ -23,6 +23,8 @@ export interface AuthDeps {
   idleMs: number;
   maxMs: number;
   now?: () => number;
+  /** False when the user's agency has turned local passwords off (they sign in through its provider, #11). */
+  passwordsAllowed?: (agencyId: string) => Promise<boolean>;
 }
 
 export interface AuthenticatedSession {
@@ -62,6 +64,18 @@ export class AuthService {
         detail: { reason: !user ? 'unknown_account' : user.disabledAt ? 'disabled' : 'bad_password' },
       });
       throw new AppError('UNAUTHENTICATED', 'Email or password is incorrect');
+    }
+    if (this.d.passwordsAllowed && !(await this.d.passwordsAllowed(user.agencyId))) {
+      await this.d.audit.record({
+        agencyId: user.agencyId,
+        actorKind: 'anonymous',
+        actorId: user.id,
+        action: 'auth.login',
+        outcome: 'failure',
+        sourceIp: ip,
+        detail: { reason: 'passwords_off' },
+      });
+      throw new AppError('FORBIDDEN', 'Your agency signs in through its identity provider: use the single sign-on button');
     }
     await this.d.loginFailuresPerAccount.reset(email);
     const token = randomBytes(32).toString('base64url');
