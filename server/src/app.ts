@@ -374,6 +374,7 @@ export function createApp(o: AppOptions): App {
     requestsPerIp: new Limiter('portal-requests-ip', limits.portalRequestsPerIp, o.limiterStore),
     now: clock,
     decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
+    texts: smsOutbound,
   });
   // SLA alerts, closing resolved cases, routing sweeps and stalled texts: a timer on every node, run by one at a time.
   const timers = new CaseTimers({

@@ -319,4 +319,28 @@ describe.each(backends())('inbound SMS on %s', (backend) => {
       jordanSocket.disconnect();
     }
   });
+
+  it('a texter without an email follows their case in the portal: the code comes by text and never enters the transcript', async () => {
+    const phone = '+15550003010';
+    await text(sms('Is my permit approved?', phone));
+    await eventually(async () => (await queue()).some((c) => c.constituentPhone === phone), true);
+    const conv = (await queue()).find((c) => c.constituentPhone === phone)!;
+    const asked = await h.http.post('/api/portal/codes').send({ agency: 'springfield', reference: conv.caseReference });
+    expect(asked.status).toBeLessThan(300);
+    const sent = await until(() => sentTo(phone).find((m) => m.Body?.includes(conv.caseReference)));
+    expect(sent.From).toBe(NUMBER);
+    const code = /is (\d{6})\./.exec(sent.Body!)![1]!;
+    const wrong = await h.http.post('/api/portal/sessions').send({ agency: 'springfield', reference: conv.caseReference, code: code === '000000' ? '000001' : '000000' });
+    expect(wrong.status).toBe(400);
+    const session = await h.http.post('/api/portal/sessions').send({ agency: 'springfield', reference: conv.caseReference, code });
+    expect(session.status).toBe(201);
+    const messages = (await staffApi(h, agent).get(`/api/conversations/${conv.id}/messages`)).body.messages as { body: string }[];
+    expect(messages.map((m) => m.body)).toEqual(['Is my permit approved?']);
+    // STOP means no code by text either: the answer looks the same, and nothing is sent.
+    await text(sms('STOP', phone));
+    const before = sentTo(phone).length;
+    await h.http.post('/api/portal/codes').send({ agency: 'springfield', reference: conv.caseReference });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sentTo(phone).length).toBe(before);
+  });
 });

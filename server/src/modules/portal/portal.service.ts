@@ -56,6 +56,8 @@ export interface PortalDeps {
   requestsPerIp: Limiter;
   now?: () => Date;
   decideRoute: ConversationDeps['decideRoute'];
+  /** Codes go by text to a case with a phone and no email, when the agency texts. */
+  texts?: { sendOneOff(agencyId: string, to: string, body: string): Promise<boolean> };
 }
 
 const CODE_TTL_MS = 10 * 60_000;
@@ -112,13 +114,21 @@ export class PortalService {
     const kase = await this.d.cases.findByReference(agency.id, input.reference);
     const who = kase ? await this.d.cases.constituentOf(kase) : undefined;
     const email = who?.person.email;
-    if (!kase || !email) return;
+    const phone = who?.person.phone;
+    if (!kase || (!email && !phone)) return;
     const since = new Date(this.now().getTime() - 15 * 60_000).toISOString();
     if ((await this.d.codes.countSince(kase.id, since)) >= CODES_PER_CASE) return;
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     await this.d.codes.create(kase.id, this.hash(kase.id, code), new Date(this.now().getTime() + CODE_TTL_MS).toISOString());
     const es = input.language === 'es';
-    if (this.d.mailer.enabled) {
+    let via: 'email' | 'sms' | 'log' | 'none' = 'none';
+    if (!email && phone) {
+      const text = es
+        ? `${agency.name}: su código para el caso ${kase.reference} es ${code}. Vence en 10 minutos.`
+        : `${agency.name}: your code for case ${kase.reference} is ${code}. It expires in 10 minutes.`;
+      if (await this.d.texts?.sendOneOff(agency.id, phone, text)) via = 'sms';
+    } else if (email && this.d.mailer.enabled) {
+      via = 'email';
       await this.d.mailer.send({
         to: email,
         subject: es ? `Su código para el caso ${kase.reference}` : `Your code for case ${kase.reference}`,
@@ -126,8 +136,10 @@ export class PortalService {
           ? `Su código de un solo uso es ${code}. Vence en 10 minutos. Si no lo pidió, ignore este mensaje.\n\n${agency.name}`
           : `Your one-time code is ${code}. It expires in 10 minutes. If you did not ask for it, ignore this email.\n\n${agency.name}`,
       });
-    } else if (this.d.demoMode) {
-      this.d.logger.warn({ reference: kase.reference, code }, 'demo mode without SMTP: portal code written here instead of emailed');
+    }
+    if (via === 'none' && this.d.demoMode) {
+      via = 'log';
+      this.d.logger.warn({ reference: kase.reference, code }, 'demo mode without SMTP or texting: portal code written here instead');
     }
     await this.d.audit.record({
       agencyId: agency.id,
@@ -138,6 +150,7 @@ export class PortalService {
       objectId: kase.id,
       outcome: 'success',
       sourceIp: ip,
+      detail: { via },
     });
   }
 

@@ -24,7 +24,7 @@ export interface SmsOutboundDeps {
   clients: TwilioClients;
   messages: MessageRepository;
   conversations: Pick<ConversationRepository, 'findView'>;
-  constituents: Pick<ConstituentRepository, 'identityById' | 'setOptedOut'>;
+  constituents: Pick<ConstituentRepository, 'identityById' | 'setOptedOut' | 'smsIdentity'>;
   notifier: Notifier;
   logger: Logger;
   now?: () => Date;
@@ -98,6 +98,23 @@ export class SmsOutboundService {
       // Twilio knows the number texted STOP (perhaps before we stored its texts): nothing more goes to it.
       if (code === '21610') await this.d.constituents.setOptedOut(identityId!, true);
       await this.fail(row, conv, code, code === 'NETWORK' ? 'Twilio could not be reached' : (e.message ?? 'Twilio refused the text'));
+    }
+  }
+
+  /**
+   * A text that belongs to no transcript (a portal sign-in code): sent at once, never stored. False when it
+   * cannot go: texting not set up, the number opted out, or Twilio refused it.
+   */
+  async sendOneOff(agencyId: string, to: string, body: string): Promise<boolean> {
+    const account = await this.d.settings.byAgency(agencyId);
+    if (!account) return false;
+    if ((await this.d.constituents.smsIdentity(agencyId, to))?.optedOut) return false;
+    try {
+      await this.d.clients.forAgency(account).messages.create({ to, from: account.fromNumber, body });
+      return true;
+    } catch (err) {
+      this.d.logger.warn({ code: (err as { code?: unknown }).code ?? 'NETWORK' }, 'one-off text not accepted by Twilio');
+      return false;
     }
   }
 
