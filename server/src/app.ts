@@ -14,6 +14,7 @@ import { createMailer, type Mailer } from './lib/mailer.js';
 import { AgencyRepository } from './modules/agencies/agency.repository.js';
 import { AuditRepository } from './modules/audit/audit.repository.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
+import { auditorGate } from './modules/audit/auditor-gate.js';
 import { SecureFields, SensitiveMasker } from './modules/sensitive/sensitive.service.js';
 import { trustRoutes } from './modules/sensitive/sensitive.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
@@ -478,6 +479,8 @@ export function createApp(o: AppOptions): App {
   if (o.metrics) api.get('/health/metrics', benchMetrics());
   // Uploads read their own raw body, so they come before the JSON parser.
   api.use(resolvePrincipalEarly);
+  // Auditors (issue #11) reach the audit log and purge reports only, whatever routes exist below.
+  api.use(auditorGate());
   api.use(attachmentRoutes({ attachments }));
   api.use(express.json({ limit: '64kb' }));
   api.use(authRoutes({ auth, secureCookies }));

@@ -40,6 +40,10 @@ import {
  *   absent. The runner maps "call allowed but the note is not in it" to 404 (the note does not exist for them).
  * - A disabled account's existing session is refused everywhere (401), its open socket is closed, and a new
  *   socket is refused at the handshake.
+ * - Auditors (AUD) read and export their agency's audit log and nothing else: every other route and socket
+ *   command is 403 (one gate before all routes; a route added later stays closed to them), their socket hears no
+ *   conversation. They do not read cases or conversations: the audit log names objects by id, and an auditor
+ *   reading what constituents wrote would be one more reader of personal data without taking part in the work.
  * - Ids inside a request body that belong to another agency (a group in routing rules) are refused as
  *   INVALID_PAYLOAD naming the field (400 "No such group"): the body-level form of the object-level denial.
  */
@@ -49,13 +53,14 @@ jest.setTimeout(120_000);
 type Expected = 'allow' | 400 | 401 | 403 | 404;
 type Outcome = Expected | `unexpected${string}`;
 
-const ACTORS = ['CA', 'CB', 'CX', 'AG1', 'AG2', 'SV', 'ADM', 'DIS', 'XAG', 'XADM', 'ANON'] as const;
+const ACTORS = ['CA', 'CB', 'CX', 'AG1', 'AG2', 'SV', 'ADM', 'DIS', 'XAG', 'XADM', 'ANON', 'AUD'] as const;
 type Actor = (typeof ACTORS)[number];
 /**
  * CA, CB: anonymous constituents of Springfield (CA owns conversation A, CB owns B). CX: constituent of
  * Shelbyville. AG1: agent@demo.gov (General, Permits). AG2: an agent only in Licensing (G2). SV: the demo
  * supervisor (General, Permits, Benefits). ADM: Springfield's admin. DIS: an agent of General whose account was
- * disabled while signed in. XAG, XADM: agent and admin of Shelbyville. ANON: no credentials at all.
+ * disabled while signed in. XAG, XADM: agent and admin of Shelbyville. ANON: no credentials at all. AUD: an
+ * auditor of Springfield (issue #11), deliberately also a member of General (G1) to show membership gives nothing.
  */
 
 /** Expectations per actor, in ACTORS order. */
@@ -73,115 +78,122 @@ const Y = 'allow' as const;
  * attNote: a file on AG1's internal note in A. caseA / caseG2 / caseX: the case of that conversation;
  * freshCase*: the case of a fresh conversation.
  */
-//                                                    CA   CB   CX   AG1  AG2  SV   ADM  DIS  XAG  XADM ANON
+//                                                    CA   CB   CX   AG1  AG2  SV   ADM  DIS  XAG  XADM ANON AUD
 const MATRIX: Record<string, Record<string, Record<Actor, Expected>>> = {
   readConversation: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    B: /*                                          */ row(404, Y, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    B: /*                                          */ row(404, Y, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   readMessages: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    B: /*                                          */ row(404, Y, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    B: /*                                          */ row(404, Y, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   readInternalNote: {
-    noteA: /*                                      */ row(404, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    noteG2: /*                                     */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401),
-    noteX: /*                                      */ row(404, 404, 404, 404, 404, 404, 404, 401, Y, Y, 401),
+    noteA: /*                                      */ row(404, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    noteG2: /*                                     */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401, 403),
+    noteX: /*                                      */ row(404, 404, 404, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   listConversations: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   searchConversations: {
-    A: /*                                          */ row(403, 403, 403, Y, 404, Y, Y, 401, 404, 404, 401),
-    G2: /*                                         */ row(403, 403, 403, 404, Y, 404, Y, 401, 404, 404, 401),
-    X: /*                                          */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, Y, 401),
+    A: /*                                          */ row(403, 403, 403, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    G2: /*                                         */ row(403, 403, 403, 404, Y, 404, Y, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   exportTranscript: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   sendPublic: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401),
-    B: /*                                          */ row(404, Y, 404, 403, 404, Y, 403, 401, 404, 404, 401),
-    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, 403, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, 403, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    B: /*                                          */ row(404, Y, 404, 403, 404, Y, 403, 401, 404, 404, 401, 403),
+    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, 403, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, 403, 401, 403),
   },
   sendInternalNote: {
-    A: /*                                          */ row(403, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401),
-    B: /*                                          */ row(404, 403, 404, Y, 404, Y, 403, 401, 404, 404, 401),
-    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, 403, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, 403, 404, 404, 404, 404, 401, Y, 403, 401),
+    A: /*                                          */ row(403, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    B: /*                                          */ row(404, 403, 404, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, 403, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, 403, 404, 404, 404, 404, 401, Y, 403, 401, 403),
   },
   claim: {
-    freshG1: /*                                    */ row(403, 403, 403, Y, 404, Y, 403, 401, 404, 404, 401),
-    freshG2: /*                                    */ row(403, 403, 403, 404, Y, 404, 403, 401, 404, 404, 401),
-    freshX: /*                                     */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, 403, 401),
+    freshG1: /*                                    */ row(403, 403, 403, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    freshG2: /*                                    */ row(403, 403, 403, 404, Y, 404, 403, 401, 404, 404, 401, 403),
+    freshX: /*                                     */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, 403, 401, 403),
   },
   transfer: {
-    freshG1: /*                                    */ row(403, 403, 403, Y, 404, Y, 403, 401, 404, 404, 401),
-    freshG2: /*                                    */ row(403, 403, 403, 404, Y, 404, 403, 401, 404, 404, 401),
-    freshX: /*                                     */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, 403, 401),
+    freshG1: /*                                    */ row(403, 403, 403, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    freshG2: /*                                    */ row(403, 403, 403, 404, Y, 404, 403, 401, 404, 404, 401, 403),
+    freshX: /*                                     */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, 403, 401, 403),
   },
   end: {
-    freshG1: /*                                    */ row(Y, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401),
-    freshG2: /*                                    */ row(404, 404, 404, 404, Y, 404, 403, 401, 404, 404, 401),
-    freshX: /*                                     */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, 403, 401),
+    freshG1: /*                                    */ row(Y, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    freshG2: /*                                    */ row(404, 404, 404, 404, Y, 404, 403, 401, 404, 404, 401, 403),
+    freshX: /*                                     */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, 403, 401, 403),
   },
   downloadAttachment: {
-    attA: /*                                       */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    attNote: /*                                    */ row(404, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    attG2: /*                                      */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401),
-    attX: /*                                       */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401),
+    attA: /*                                       */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    attNote: /*                                    */ row(404, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    attG2: /*                                      */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401, 403),
+    attX: /*                                       */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   readCase: {
-    caseA: /*                                      */ row(403, 403, 403, Y, 404, Y, Y, 401, 404, 404, 401),
-    caseG2: /*                                     */ row(403, 403, 403, 404, Y, 404, Y, 401, 404, 404, 401),
-    caseX: /*                                      */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, Y, 401),
+    caseA: /*                                      */ row(403, 403, 403, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    caseG2: /*                                     */ row(403, 403, 403, 404, Y, 404, Y, 401, 404, 404, 401, 403),
+    caseX: /*                                      */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   updateCase: {
-    freshCaseG1: /*                                */ row(403, 403, 403, Y, 404, Y, 403, 401, 404, 404, 401),
-    freshCaseG2: /*                                */ row(403, 403, 403, 404, Y, 404, 403, 401, 404, 404, 401),
-    freshCaseX: /*                                 */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, 403, 401),
+    freshCaseG1: /*                                */ row(403, 403, 403, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    freshCaseG2: /*                                */ row(403, 403, 403, 404, Y, 404, 403, 401, 404, 404, 401, 403),
+    freshCaseX: /*                                 */ row(403, 403, 403, 404, 404, 404, 404, 401, Y, 403, 401, 403),
   },
   readDashboard: {
-    dashboard: /*                                  */ row(403, 403, 403, 403, 403, Y, Y, 401, 403, Y, 401),
+    dashboard: /*                                  */ row(403, 403, 403, 403, 403, Y, Y, 401, 403, Y, 401, 403),
   },
   exportReport: {
-    reportAll: /*                                  */ row(403, 403, 403, 403, 403, Y, Y, 401, 403, Y, 401),
-    reportG1: /*                                   */ row(403, 403, 403, 403, 403, Y, Y, 401, 403, 404, 401),
-    reportG2: /*                                   */ row(403, 403, 403, 403, 403, 404, Y, 401, 403, 404, 401),
+    reportAll: /*                                  */ row(403, 403, 403, 403, 403, Y, Y, 401, 403, Y, 401, 403),
+    reportG1: /*                                   */ row(403, 403, 403, 403, 403, Y, Y, 401, 403, 404, 401, 403),
+    reportG2: /*                                   */ row(403, 403, 403, 403, 403, 404, Y, 401, 403, 404, 401, 403),
   },
   changeAdminSettings: {
-    createCaseType: /*                             */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, Y, 401),
-    springfieldCaseType: /*                        */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401),
-    springfieldRoutingRules: /*                    */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 400, 401),
-    twilioSettings: /*                             */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, Y, 401),
-    groupG1: /*                                    */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401),
-    disableUser: /*                                */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401),
+    createCaseType: /*                             */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, Y, 401, 403),
+    springfieldCaseType: /*                        */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401, 403),
+    springfieldRoutingRules: /*                    */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 400, 401, 403),
+    twilioSettings: /*                             */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, Y, 401, 403),
+    groupG1: /*                                    */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401, 403),
+    disableUser: /*                                */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401, 403),
+  },
+  // The audit log: allowed means the Springfield entries (AG1 reading conversation A) came back.
+  readAuditLog: {
+    springfield: /*                                */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401, Y),
+  },
+  exportAuditLog: {
+    springfield: /*                                */ row(403, 403, 403, 403, 403, 403, Y, 401, 403, 404, 401, Y),
   },
   // Socket-only commands.
   typing: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, 403, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, 403, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, 403, 401, 403),
   },
   // Admins may send receipts: accepted and ignored (an admin looking on is not the agent reading).
   readReceipt: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 403),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401, 403),
   },
   // Socket only: does this actor's open socket hear message:created for it? (404: never hears it.)
   subscribeLive: {
-    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    noteA: /*                                      */ row(404, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    B: /*                                          */ row(404, Y, 404, Y, 404, Y, Y, 401, 404, 404, 401),
-    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401),
-    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401),
+    A: /*                                          */ row(Y, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 404),
+    noteA: /*                                      */ row(404, 404, 404, Y, 404, Y, Y, 401, 404, 404, 401, 404),
+    B: /*                                          */ row(404, Y, 404, Y, 404, Y, Y, 401, 404, 404, 401, 404),
+    G2: /*                                         */ row(404, 404, 404, 404, Y, 404, Y, 401, 404, 404, 401, 404),
+    X: /*                                          */ row(404, 404, Y, 404, 404, 404, 404, 401, Y, Y, 401, 404),
   },
 };
 
@@ -229,7 +241,7 @@ describe.each(backends())('access-control matrix on %s', (backend) => {
   const db = () => h.server.database.db;
   const one = async <T>(q: ReturnType<typeof sql>) => rowsOf<T>(await db().execute(q))[0]!;
 
-  async function insertStaff(email: string, role: 'agent' | 'admin', agencyId: string, groupIds: string[]): Promise<string> {
+  async function insertStaff(email: string, role: 'agent' | 'admin' | 'auditor', agencyId: string, groupIds: string[]): Promise<string> {
     const [template] = await db().select({ hash: users.passwordHash }).from(users).where(eq(users.email, 'agent@demo.gov'));
     const [u] = await db()
       .insert(users)
@@ -289,6 +301,7 @@ describe.each(backends())('access-control matrix on %s', (backend) => {
     await insertStaff('agent@shelbyville.gov', 'agent', shelbyvilleId, [g.xGeneral, g.xOther]);
     await insertStaff('admin@shelbyville.gov', 'admin', shelbyvilleId, []);
     victimUserId = await insertStaff('victim@demo.gov', 'agent', springfieldId, [g.G1]);
+    await insertStaff('auditor@demo.gov', 'auditor', springfieldId, [g.G1]);
     staff.AG1 = await h.login('agent@demo.gov');
     staff.AG2 = await h.login('g2agent@demo.gov');
     staff.SV = await h.login('supervisor@demo.gov');
@@ -296,6 +309,7 @@ describe.each(backends())('access-control matrix on %s', (backend) => {
     staff.XAG = await h.login('agent@shelbyville.gov');
     staff.XADM = await h.login('admin@shelbyville.gov');
     staff.DIS = await h.login('disabled@demo.gov');
+    staff.AUD = await h.login('auditor@demo.gov');
 
     // The disabled user: signed in with a socket open, then disabled by the admin.
     disSocket = await h.staffSocket(staff.DIS);
@@ -354,7 +368,7 @@ describe.each(backends())('access-control matrix on %s', (backend) => {
     expect(rules.status).toBe(200);
 
     for (const a of ['CA', 'CB', 'CX'] as const) sockets[a] = await h.constituentSocket(tokens[a]!);
-    for (const a of ['AG1', 'AG2', 'SV', 'ADM', 'XAG', 'XADM'] as const) sockets[a] = await h.staffSocket(staff[a]!);
+    for (const a of ['AG1', 'AG2', 'SV', 'ADM', 'XAG', 'XADM', 'AUD'] as const) sockets[a] = await h.staffSocket(staff[a]!);
   }, 120_000);
   afterAll(async () => h?.close());
 
@@ -516,6 +530,14 @@ describe.each(backends())('access-control matrix on %s', (backend) => {
       }
       case 'changeAdminSettings':
         return httpOutcome(await adminChange(r.actor, r.resource));
+      case 'readAuditLog':
+      case 'exportAuditLog': {
+        const csv = r.action === 'exportAuditLog' ? '&format=csv' : '';
+        const res = await api(r.actor, 'get', `/api/admin/audit?objectId=${fx.A!.id}&action=conversation.read${csv}`);
+        if (httpOutcome(res) !== 'allow') return httpOutcome(res);
+        const text = csv ? res.text : JSON.stringify(res.body.entries);
+        return text.includes(fx.A!.id) ? 'allow' : 404;
+      }
     }
     throw new Error(`no runner for ${r.action}`);
   }

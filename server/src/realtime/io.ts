@@ -74,7 +74,8 @@ export function createIo(httpServer: HttpServer, deps: RealtimeDeps): AppServer 
         const session = await deps.auth.authenticate(readSessionCookie(socket.handshake.headers.cookie, deps.secureCookies));
         if (!session) return next(new Error('UNAUTHENTICATED'));
         socket.data.principal = session.principal;
-        await deps.presence.connected(session.principal);
+        // Auditors take no work: they never show as present (their socket only hears that their session ended).
+        if (session.principal.role !== 'auditor') await deps.presence.connected(session.principal);
       }
       socket.data.strikes = 0;
       next();
@@ -90,6 +91,8 @@ export function createIo(httpServer: HttpServer, deps: RealtimeDeps): AppServer 
 
 /** The rooms a staff member's socket belongs in: theirs, their session's, their agency's and their groups'. */
 function staffRooms(p: StaffPrincipal): string[] {
+  // Auditors hear nothing of the agency's work: no queues, groups or conversations (issue #11).
+  if (p.role === 'auditor') return [rooms.user(p.userId), rooms.session(p.sessionId)];
   const joined = [rooms.user(p.userId), rooms.session(p.sessionId), rooms.agencyStaff(p.agencyId), ...p.groupIds.map(rooms.group)];
   if (p.role === 'admin') joined.push(rooms.agencyAll(p.agencyId));
   if (p.role === 'supervisor' || p.role === 'admin') joined.push(rooms.supervisors(p.agencyId));
@@ -129,6 +132,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       throw new AppError('UNAUTHENTICATED', 'Your session has ended');
     }
     socket.data.principal = s.principal;
+    if (s.principal.role === 'auditor') throw new AppError('FORBIDDEN', 'Auditors read the audit log only');
     if (opts.touch !== false) await deps.auth.touch(p.sessionId);
   };
   const current = () => socket.data.principal;

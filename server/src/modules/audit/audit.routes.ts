@@ -34,13 +34,13 @@ export function auditCsv(entries: AuditEntry[]): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
-/** The audit log of the admin's agency: search with paging, or CSV export (itself audited). Admins only. */
+/** The audit log of the agency: search with paging, or CSV export (itself audited). Admins and auditors only. */
 export function auditRoutes(deps: { audit: AuditRepository }): Router {
   const router = Router();
 
   router.get('/admin/audit', async (req, res) => {
     const p = requireStaff(res);
-    if (p.role !== 'admin') throw new AppError('FORBIDDEN', 'Only admins read the audit log');
+    if (p.role !== 'admin' && p.role !== 'auditor') throw new AppError('FORBIDDEN', 'Only admins and auditors read the audit log');
     const q = parse(AuditQuery, req.query);
     if (q.from && q.to && q.from > q.to) throw new AppError('INVALID_PAYLOAD', 'The start date is after the end date', { issues: [{ path: ['from'], message: 'after the end date' }] });
     const filter = { agencyId: p.agencyId, actor: q.actor || undefined, action: q.action || undefined, objectType: q.objectType || undefined, objectId: q.objectId || undefined, outcome: q.outcome, from: q.from, to: q.to };

@@ -141,6 +141,7 @@ export class ConversationService {
         throw invalid('toUserId', 'No such colleague');
       }
       if (user.role === 'admin') throw invalid('toUserId', `${user.displayName} is an admin and does not take conversations`);
+      if (user.role === 'auditor') throw invalid('toUserId', `${user.displayName} is an auditor and does not take conversations`);
       if (user.id === conv.assigneeId) throw invalid('toUserId', `${user.displayName} already has this conversation`);
       const theirGroups = (await this.d.users.visibleGroupsOf(user)).map((g) => g.id);
       if (theirGroups.length === 0) throw invalid('toUserId', `${user.displayName} is not in any group`);
