@@ -15,6 +15,9 @@ import { AgencyRepository } from './modules/agencies/agency.repository.js';
 import { AuditRepository } from './modules/audit/audit.repository.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { auditorGate } from './modules/audit/auditor-gate.js';
+import { PurgeSigner } from './modules/retention/purge-signer.js';
+import { RetentionService, RetentionTimer } from './modules/retention/retention.service.js';
+import { retentionRoutes } from './modules/retention/retention.routes.js';
 import { SecureFields, SensitiveMasker } from './modules/sensitive/sensitive.service.js';
 import { trustRoutes } from './modules/sensitive/sensitive.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
@@ -132,6 +135,8 @@ export interface App {
     timers: CaseTimers;
     presence: PresenceService;
     router: Router;
+    /** Retention runs and legal hold (issue #11); tests call run() with a moved clock. */
+    retention: RetentionService;
   };
 }
 
@@ -387,6 +392,17 @@ export function createApp(o: AppOptions): App {
     logger: o.logger,
     intervalMs: o.caseTimerMs ?? 15_000,
   });
+  // Issue #11: closed cases past their type's retention period lose their data (not on legal hold), hourly,
+  // on one node at a time (the timers' lock); each run that purges writes a signed report.
+  const retention = new RetentionService({ db, audit: repos.audit, signer: new PurgeSigner(o.sessionSecret), logger: o.logger, now: clock });
+  const retentionTimer = new RetentionTimer({
+    retention,
+    exclusive: (fn) => o.database.exclusive(TIMERS_LOCK, fn),
+    logger: o.logger,
+    intervalMs: (o.caseTimerMs ?? 15_000) > 0 ? 60_000 : 0,
+  });
+  retentionTimer.start();
+  httpServer.on('close', () => retentionTimer.stop());
   // Filled in once Socket.IO exists: whether a user has a socket on any node.
   let userConnected: (userId: string) => Promise<boolean> = async () => false;
   const presence = new PresenceService({
@@ -530,6 +546,7 @@ export function createApp(o: AppOptions): App {
   );
   api.use(voiceApiRoutes({ settings: voiceSettings, calls: voiceCalls }));
   api.use(auditRoutes({ audit: repos.audit }));
+  api.use(retentionRoutes({ retention }));
   api.use(trustRoutes({ masker, secureFields }));
   api.use(notFoundApi);
   app.use('/api', api);
@@ -591,7 +608,7 @@ export function createApp(o: AppOptions): App {
       .then((s) => s.length > 0)
       .catch(() => true);
 
-  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence, router: router! } };
+  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence, retention, router: router! } };
 }
 
 /**
