@@ -12,6 +12,9 @@ const AUDITOR_ROUTES: [method: string, path: RegExp][] = [
   ['POST', /^\/auth\/logout$/],
   ['GET', /^\/admin\/audit$/],
   ['GET', /^\/admin\/purge-reports(\/[\w-]+(\/verify)?)?$/],
+  // The names of the agency's groups and case types (configuration, no personal data): the console loads them.
+  ['GET', /^\/groups$/],
+  ['GET', /^\/case-types$/],
 ];
 
 export function auditorGate() {

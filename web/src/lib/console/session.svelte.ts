@@ -50,7 +50,7 @@ export class ConsoleSession {
   }
 
   get canWork(): boolean {
-    return this.me !== null && this.me.role !== 'admin';
+    return this.me !== null && this.me.role !== 'admin' && this.me.role !== 'auditor';
   }
 
   /** Returns false when not signed in (the caller sends the user to the sign-in page). */
@@ -80,6 +80,8 @@ export class ConsoleSession {
     let connectedBefore = false;
     socket.on('connect', () => {
       this.connection = 'live';
+      // Auditors read the audit log only: no inbox, no colleagues (issue #11).
+      if (this.me?.role === 'auditor') return;
       // Whatever changed while we were away comes back with a fresh first page and fresh counts.
       void this.inbox.reload();
       void this.loadStaff();
