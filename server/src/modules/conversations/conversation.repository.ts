@@ -76,7 +76,15 @@ function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** Lookups of single conversations outside a transaction share a query: at most this many run at once. */
+const VIEW_QUERIES_IN_FLIGHT = 2;
+const VIEW_BATCH = 500;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export class ConversationRepository {
+  private readonly waiting = new Map<string, { resolve: (v: ConversationView | undefined) => void; reject: (e: unknown) => void }[]>();
+  private inFlight = 0;
+
   constructor(private readonly db: Db) {}
 
   private view(tx: Tx | Db = this.db) {
@@ -217,9 +225,47 @@ export class ConversationRepository {
     return new Map(rows.flatMap((r) => (r.userId ? [[r.userId, Number(r.n)] as const] : [])));
   }
 
+  /**
+   * One conversation as the console and the send path see it. Outside a transaction, lookups that arrive while
+   * earlier ones are in flight are answered together by the next query (one `in (…)` instead of one query per
+   * message): never older than a query of its own would have been, since that query starts after the request.
+   */
   async findView(id: string, tx: Tx | Db = this.db): Promise<ConversationView | undefined> {
-    const [row] = await this.view(tx).where(eq(conversations.id, id));
-    return row && flatten(row);
+    if (tx !== this.db) {
+      const [row] = await this.view(tx).where(eq(conversations.id, id));
+      return row && flatten(row);
+    }
+    // One malformed id must not fail the lookups it would share a query with.
+    if (!UUID.test(id)) return undefined;
+    return new Promise((resolve, reject) => {
+      const list = this.waiting.get(id);
+      if (list) list.push({ resolve, reject });
+      else this.waiting.set(id, [{ resolve, reject }]);
+      this.loadViews();
+    });
+  }
+
+  private loadViews(): void {
+    if (this.inFlight >= VIEW_QUERIES_IN_FLIGHT || this.waiting.size === 0) return;
+    const ids = [...this.waiting.keys()].slice(0, VIEW_BATCH);
+    const asked = ids.map((id) => [id, this.waiting.get(id)!] as const);
+    for (const id of ids) this.waiting.delete(id);
+    this.inFlight++;
+    this.view()
+      .where(ids.length === 1 ? eq(conversations.id, ids[0]!) : inArray(conversations.id, ids))
+      .then(
+        (rows) => {
+          const byId = new Map(rows.map((r) => [r.conversation.id, flatten(r)]));
+          for (const [id, callers] of asked) for (const c of callers) c.resolve(byId.get(id));
+        },
+        (err: unknown) => {
+          for (const [, callers] of asked) for (const c of callers) c.reject(err);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.loadViews();
+      });
   }
 
   async findOpenByIdentity(tx: Tx, channelIdentityId: string): Promise<ConversationRow | undefined> {

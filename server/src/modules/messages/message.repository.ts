@@ -1,6 +1,7 @@
-import { and, asc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
+import { randomUUID } from 'node:crypto';
+import { and, asc, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../../db/client.js';
-import { pgConstraint, pgErrorCode } from '../../db/client.js';
+import { pgConstraint, pgErrorCode, rowsOf } from '../../db/client.js';
 import { attachments, conversations, messages } from '../../db/schema.js';
 
 export type MessageRow = typeof messages.$inferSelect;
@@ -8,6 +9,33 @@ export type NewMessage = Omit<typeof messages.$inferInsert, 'id' | 'seq' | 'crea
 
 /** How many queued messages one commit takes at most. */
 const MAX_BATCH = 200;
+
+/** What a batched message may set: everything else takes the column default. */
+const BATCH_FIELDS = ['conversationId', 'clientMessageId', 'authorKind', 'authorUserId', 'authorConstituentId', 'authorName', 'visibility', 'body', 'channel', 'deliveryStatus', 'meta'] as const;
+const INSERTED_COLUMNS = 'id, conversation_id, client_message_id, author_kind, author_user_id, author_constituent_id, author_name, visibility, body, channel, delivery_status, meta';
+/** Timestamps as PostgreSQL's text, like the query builder's string mode. */
+const RETURNED_COLUMNS =
+  'id, conversation_id, seq, client_message_id, external_id, author_kind, author_user_id, author_constituent_id, author_name, visibility, body, channel, delivery_status, delivery_error_code, delivery_error, delivery_attempts, delivery_updated_at::text as delivery_updated_at, meta, created_at::text as created_at';
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camel = (k: string) => k.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/** A message without a Twilio id or files, setting only the columns the batch statement writes. */
+function batchable(p: Pending): boolean {
+  if (p.attachmentIds.length || p.input.externalId) return false;
+  return Object.entries(p.input).every(([k, v]) => v === undefined || (BATCH_FIELDS as readonly string[]).includes(k));
+}
+
+function toJsonRow(input: NewMessage): Record<string, unknown> {
+  const row: Record<string, unknown> = { id: randomUUID(), visibility: 'public' };
+  for (const f of BATCH_FIELDS) if (input[f] !== undefined) row[snake(f)] = input[f];
+  return row;
+}
+
+type RawMessage = Record<string, unknown>;
+function fromRaw(r: RawMessage): MessageRow {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [camel(k), v])) as MessageRow;
+}
 
 interface Pending {
   input: NewMessage;
@@ -49,19 +77,21 @@ export class MessageRepository {
     try {
       while (this.queue.length) {
         const batch = this.queue.splice(0, MAX_BATCH);
-        // Messages with a Twilio id are deduplicated on it one by one; the rest go together.
-        const together = batch.filter((p) => !p.input.externalId);
-        const alone = batch.filter((p) => p.input.externalId);
-        if (together.length > 1) {
+        // The common message (no Twilio id, no files) goes in one statement with its batch; the rest one by one.
+        const together = batch.filter((p) => batchable(p));
+        const alone = batch.filter((p) => !batchable(p));
+        if (together.length) {
           try {
-            const results = await this.db.transaction((tx) => this.appendMany(tx, together));
-            together.forEach((p, i) => p.resolve(results[i]!));
+            const results = await this.appendBatch(together);
+            together.forEach((p, i) => {
+              const r = results[i]!;
+              if (r instanceof Error) p.reject(r);
+              else p.resolve(r);
+            });
           } catch {
             // One bad message (a vanished conversation, a race another node won) must not fail its neighbours.
             alone.unshift(...together);
           }
-        } else {
-          alone.unshift(...together);
         }
         for (const p of alone) await this.appendAlone(p.input, p.attachmentIds).then(p.resolve, p.reject);
       }
@@ -115,76 +145,61 @@ export class MessageRepository {
   }
 
   /**
-   * A batch in one transaction with set-based statements: find the ones already stored (retries), lock the
-   * conversations in id order (two nodes' batches never deadlock on each other), hand out consecutive seqs per
-   * conversation in arrival order, insert every new message at once. Results come back in input order.
+   * A batch in ONE statement (one round trip, atomic without begin/commit): messages already stored (retries)
+   * are skipped, each conversation's row is updated once to reserve consecutive seqs (its row lock orders
+   * writers, and is held to the commit, so seqs commit in order), and the new messages are inserted in arrival
+   * order. Results come back in input order; retries resolve to the stored copy.
    */
-  private async appendMany(tx: Tx, batch: Pending[]): Promise<Appended[]> {
-    const keyed = batch.filter((p) => p.input.clientMessageId);
-    const stored = keyed.length
-      ? await tx
-          .select()
-          .from(messages)
-          .where(
-            or(
-              ...keyed.map((p) =>
-                and(eq(messages.conversationId, p.input.conversationId), eq(messages.clientMessageId, p.input.clientMessageId!)),
-              ),
-            ),
-          )
-      : [];
-    const key = (conversationId: string, clientMessageId: string | null | undefined) => `${conversationId}|${clientMessageId}`;
-    const found = new Map(stored.map((m) => [key(m.conversationId, m.clientMessageId), m]));
-    // A retry inside the same batch resolves to the first copy.
+  private async appendBatch(batch: Pending[]): Promise<(Appended | Error)[]> {
+    // Each message gets its id here; a retry inside the same batch shares the first copy's.
+    const ids: string[] = new Array(batch.length);
     const firstOfKey = new Map<string, number>();
-    const fresh: number[] = [];
+    const rows: Record<string, unknown>[] = [];
     batch.forEach((p, i) => {
-      const k = p.input.clientMessageId ? key(p.input.conversationId, p.input.clientMessageId) : undefined;
-      if (k && found.has(k)) return;
-      if (k && firstOfKey.has(k)) return;
+      const k = p.input.clientMessageId ? `${p.input.conversationId}|${p.input.clientMessageId}` : undefined;
+      const first = k ? firstOfKey.get(k) : undefined;
+      if (first !== undefined) {
+        ids[i] = ids[first]!;
+        return;
+      }
       if (k) firstOfKey.set(k, i);
-      fresh.push(i);
+      const row = toJsonRow(p.input);
+      ids[i] = row.id as string;
+      rows.push(row);
     });
-
-    const counts = new Map<string, number>();
-    for (const i of fresh) counts.set(batch[i]!.input.conversationId, (counts.get(batch[i]!.input.conversationId) ?? 0) + 1);
-    const ids = [...counts.keys()].sort();
-    const lastSeqs = new Map<string, number>();
-    if (ids.length) {
-      const locked = await tx
-        .select({ id: conversations.id, lastSeq: conversations.lastSeq })
-        .from(conversations)
-        .where(inArray(conversations.id, ids))
-        .orderBy(asc(conversations.id))
-        .for('update');
-      if (locked.length !== ids.length) throw new Error('a conversation vanished');
-      for (const c of locked) lastSeqs.set(c.id, c.lastSeq);
-      await tx.execute(sql`update ${conversations} c set last_seq = c.last_seq + v.n, updated_at = now()
-        from (values ${sql.join(
-          ids.map((id) => sql`(${id}::uuid, ${counts.get(id)!}::int)`),
-          sql`, `,
-        )}) as v(id, n) where c.id = v.id`);
-    }
-    const next = new Map(lastSeqs);
-    const values = fresh.map((i) => {
-      const { input } = batch[i]!;
-      const seq = next.get(input.conversationId)! + 1;
-      next.set(input.conversationId, seq);
-      return { ...input, seq };
-    });
-    const inserted = values.length ? await tx.insert(messages).values(values).returning() : [];
-    const bySeq = new Map(inserted.map((m) => [`${m.conversationId}|${m.seq}`, m]));
-    const results: Appended[] = new Array(batch.length);
-    fresh.forEach((i, j) => {
-      results[i] = { message: bySeq.get(`${values[j]!.conversationId}|${values[j]!.seq}`)!, created: true };
-    });
+    const inserted = rowsOf<RawMessage>(
+      await this.db.execute(sql`with input as (
+          select * from json_populate_recordset(null::messages, ${JSON.stringify(rows)}::json) with ordinality as t
+        ), fresh as (
+          select i.* from input i
+          where not exists (select 1 from messages m where m.conversation_id = i.conversation_id and m.client_message_id = i.client_message_id)
+        ), counts as (
+          select conversation_id, count(*)::int as n from fresh group by conversation_id
+        ), bumped as (
+          update conversations c set last_seq = c.last_seq + counts.n, updated_at = now()
+          from counts where c.id = counts.conversation_id
+          returning c.id, c.last_seq - counts.n as base
+        )
+        insert into messages (${sql.raw(INSERTED_COLUMNS)}, seq)
+        select ${sql.raw(INSERTED_COLUMNS.split(', ').map((c) => `f.${c}`).join(', '))},
+               b.base + row_number() over (partition by f.conversation_id order by f.ordinality)
+        from fresh f join bumped b on b.id = f.conversation_id
+        returning ${sql.raw(RETURNED_COLUMNS)}`),
+    ).map(fromRaw);
+    const byId = new Map(inserted.map((m) => [m.id, m]));
+    const answered = new Set<string>();
+    const results: (Appended | Error)[] = [];
     for (const [i, p] of batch.entries()) {
-      if (results[i]) continue;
-      const k = key(p.input.conversationId, p.input.clientMessageId);
-      results[i] = { message: found.get(k) ?? results[firstOfKey.get(k)!]!.message, created: false };
-    }
-    for (const [i, p] of batch.entries()) {
-      if (results[i]!.created && p.attachmentIds.length) await this.linkFiles(tx, results[i]!.message.id, p.attachmentIds);
+      const message = byId.get(ids[i]!);
+      if (!message) {
+        // A retry of a message stored before this batch: answer with the stored row. Anything else did not land.
+        const existing = await this.findDuplicate(this.db, p.input);
+        results.push(existing ? { message: existing, created: false } : new Error(`conversation ${p.input.conversationId} vanished`));
+        continue;
+      }
+      // Only the first copy is "created": a message is broadcast once.
+      results.push({ message, created: !answered.has(message.id) });
+      answered.add(message.id);
     }
     return results;
   }
