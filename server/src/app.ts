@@ -18,6 +18,8 @@ import { auditorGate } from './modules/audit/auditor-gate.js';
 import { PurgeSigner } from './modules/retention/purge-signer.js';
 import { RetentionService, RetentionTimer } from './modules/retention/retention.service.js';
 import { retentionRoutes } from './modules/retention/retention.routes.js';
+import { PrivacyService } from './modules/privacy/privacy.service.js';
+import { privacyRoutes } from './modules/privacy/privacy.routes.js';
 import { SecureFields, SensitiveMasker } from './modules/sensitive/sensitive.service.js';
 import { trustRoutes } from './modules/sensitive/sensitive.routes.js';
 import { authRoutes } from './modules/auth/auth.routes.js';
@@ -547,6 +549,7 @@ export function createApp(o: AppOptions): App {
   api.use(voiceApiRoutes({ settings: voiceSettings, calls: voiceCalls }));
   api.use(auditRoutes({ audit: repos.audit }));
   api.use(retentionRoutes({ retention }));
+  api.use(privacyRoutes({ privacy: new PrivacyService({ db, audit: repos.audit, retention, now: clock }) }));
   api.use(trustRoutes({ masker, secureFields }));
   api.use(notFoundApi);
   app.use('/api', api);

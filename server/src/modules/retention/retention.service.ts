@@ -161,6 +161,11 @@ export class RetentionService {
     return reports;
   }
 
+  /** A case id as reports list it (per-agency HMAC). */
+  hashId(agencyId: string, caseId: string): string {
+    return this.d.signer.hashId(agencyId, caseId);
+  }
+
   /** Signs and stores a report. */
   async writeReport(agencyId: string, kind: PurgeReportView['kind'], asOf: Date, counts: PurgeCounts, hashes: string[], tx: Tx | Db = this.d.db): Promise<PurgeReportView> {
     const body = JSON.stringify({ v: 1, agencyId, kind, asOf: asOf.toISOString(), counts, caseHashes: [...hashes].sort(), keyId: this.d.signer.keyId });
