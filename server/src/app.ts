@@ -164,7 +164,7 @@ export function createApp(o: AppOptions): App {
     audit: new AuditRepository(db),
     sessions: new SessionRepository(db),
     users: new UserRepository(db),
-    cases: new CaseRepository(db),
+    cases: new CaseRepository(db, { reserveOutsideTransactions: o.database.kind !== 'pglite' }),
     constituents: new ConstituentRepository(db),
     conversations: new ConversationRepository(db),
     messages: new MessageRepository(db),

@@ -9,10 +9,24 @@ export type CaseChange = Partial<
 >;
 
 export class CaseRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { reserveOutsideTransactions?: boolean } = {},
+  ) {}
 
   /** Next reference number for the agency and year, e.g. GEN-2026-000123; the counter row serialises writers. */
-  async nextReference(tx: Tx, agencyId: string, prefix: string, year: number): Promise<string> {
+  /**
+   * A reference for a case about to be opened, taken in its own short statement before the intake's
+   * transaction (PostgreSQL only). Inside the transaction the counter row stays locked until the commit, which
+   * lets one agency open only one case at a time and starves the pool under a surge. A number taken for an
+   * intake that then fails is skipped, never reused. Undefined on PGlite (one connection: nothing to contend).
+   */
+  async reserveReference(agencyId: string, prefix: string, year: number): Promise<string | undefined> {
+    if (!this.opts.reserveOutsideTransactions) return undefined;
+    return this.nextReference(this.db, agencyId, prefix, year);
+  }
+
+  async nextReference(tx: Tx | Db, agencyId: string, prefix: string, year: number): Promise<string> {
     const [row] = await tx
       .insert(caseCounters)
       .values({ agencyId, year, lastNumber: 1 })

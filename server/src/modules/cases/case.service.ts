@@ -529,10 +529,12 @@ export class CaseService {
       const problems = validateFields(type.fields, input.fields, { partial: true });
       if (problems.length) throw new AppError('INVALID_PAYLOAD', problems[0]!.message, { issues: problems });
     }
+    const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
+    const prefix = type?.prefix ?? agency.casePrefix;
+    const reserved = await this.d.cases.reserveReference(p.agencyId, prefix, year);
     const created = await this.d.db.transaction(async (tx) => {
       const constituentId = input.constituent ? await this.d.constituents.findOrCreate(tx, p.agencyId, input.constituent) : null;
-      const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
-      const reference = await this.d.cases.nextReference(tx, p.agencyId, type?.prefix ?? agency.casePrefix, year);
+      const reference = reserved ?? (await this.d.cases.nextReference(tx, p.agencyId, prefix, year));
       const row = await this.d.cases.createManual(tx, {
         agencyId: p.agencyId,
         reference,

@@ -1,8 +1,8 @@
 import { and, asc, desc, eq, inArray, ne, or, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { CaseStatus, ConversationStatus, InboxView, Priority } from '@casebridge/shared';
-import type { Db, Tx } from '../../db/client.js';
-import { calls, cases, channelIdentities, constituents, conversations, groups, messages, users } from '../../db/schema.js';
+import { rowsOf, type Db, type Tx } from '../../db/client.js';
+import { calls, cases, channelIdentities, constituents, conversations, exchangeHandoffs, groups, messages, users } from '../../db/schema.js';
 
 export type ConversationRow = typeof conversations.$inferSelect;
 export type ConversationView = ConversationRow & {
@@ -16,6 +16,8 @@ export type ConversationView = ConversationRow & {
   constituentPhone: string | null;
   textsTo: string | null;
   textOptedOut: boolean;
+  /** Handed to a partner agency, accepted (#10): its public messages cross over. */
+  exchangeAccepted: boolean;
   groupName: string;
   assigneeName: string | null;
   preview: string | null;
@@ -41,6 +43,9 @@ const viewColumns = {
     where ci.id = case when ${conversations.channel} = 'sms' then ${conversations.channelIdentityId} else ${conversations.textIdentityId} end)`,
   textOptedOut: sql<boolean>`coalesce((select ci.opted_out_at is not null from ${channelIdentities} ci
     where ci.id = case when ${conversations.channel} = 'sms' then ${conversations.channelIdentityId} else ${conversations.textIdentityId} end), false)`,
+  // Read with the conversation so the send path needs no query of its own to know (most are never handed over).
+  exchangeAccepted: sql<boolean>`exists (select 1 from ${exchangeHandoffs} h where h.state = 'accepted'
+    and (h.conversation_id = ${conversations.id} or h.case_id = ${conversations.caseId}))`,
   // The newest message, found through the (conversation_id, seq) unique index.
   preview: sql<string | null>`(select left(m.body, ${PREVIEW_CHARS}) from ${messages} m
     where m.conversation_id = ${conversations.id} order by m.seq desc limit 1)`,
@@ -274,6 +279,16 @@ export class ConversationRepository {
       .from(conversations)
       .where(and(eq(conversations.channelIdentityId, channelIdentityId), ne(conversations.status, 'ended')));
     return row;
+  }
+
+  /** Whether this address (a phone number) has an open conversation of its own or a chat continued by text. */
+  async hasOpenForAddress(agencyId: string, channel: 'sms' | 'voice', address: string): Promise<boolean> {
+    const rows = rowsOf<{ one: number }>(
+      await this.db.execute(sql`select 1 as one from ${channelIdentities} ci
+        join ${conversations} c on (c.channel_identity_id = ci.id or c.text_identity_id = ci.id) and c.status <> 'ended'
+        where ci.agency_id = ${agencyId} and ci.channel = ${channel} and ci.address = ${address} limit 1`),
+    );
+    return rows.length > 0;
   }
 
   /** The open web chat this phone number was asked to continue, by text. */

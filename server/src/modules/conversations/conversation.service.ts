@@ -264,7 +264,11 @@ export class ConversationService {
 
     // Masked before the transaction: the agency's patterns are read outside it (PGlite has one connection).
     const first = input.message && this.d.sensitive ? await this.d.sensitive.mask(p.agencyId, input.message) : undefined;
-    let outcome: { conversationId: string; created: boolean; messageId: string | null };
+    const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
+    const prefix = caseType?.prefix ?? agency.casePrefix;
+    // Taken before the transaction (a resumed chat skips its number; references are never reused).
+    const reserved = await this.d.cases.reserveReference(p.agencyId, prefix, year);
+    let outcome: { conversationId: string; caseId?: string; created: boolean; messageId: string | null };
     try {
       outcome = await this.d.db.transaction(async (tx) => {
         await this.d.constituents.updateDetails(tx, p.constituentId, {
@@ -288,8 +292,7 @@ export class ConversationService {
           });
         }
 
-        const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
-        const reference = await this.d.cases.nextReference(tx, p.agencyId, caseType?.prefix ?? agency.casePrefix, year);
+        const reference = reserved ?? (await this.d.cases.nextReference(tx, p.agencyId, prefix, year));
         const about = service?.title.en ?? input.service;
         const title = about ? `Web chat: ${about}` : 'Web chat';
         const kase = await this.d.cases.create(tx, {
@@ -337,20 +340,7 @@ export class ConversationService {
           );
           messageId = message.id;
         }
-        await this.d.audit.record(
-          {
-            agencyId: p.agencyId,
-            actorKind: 'constituent',
-            actorId: p.constituentId,
-            action: 'conversation.start',
-            objectType: 'conversation',
-            objectId: conv.id,
-            outcome: 'success',
-            detail: { caseId: kase.id },
-          },
-          tx,
-        );
-        return { conversationId: conv.id, created: true, messageId };
+        return { conversationId: conv.id, caseId: kase.id, created: true, messageId };
       });
     } catch (err) {
       // Two "start chat" calls raced: the unique partial index let one win. Answer with the winner's conversation.
@@ -361,6 +351,20 @@ export class ConversationService {
       throw err;
     }
 
+    if (outcome.created) {
+      // After the commit, in a statement of its own: the agency's audit chain is locked per row written, and a
+      // surge of chats must not queue behind each other's transactions.
+      await this.d.audit.record({
+        agencyId: p.agencyId,
+        actorKind: 'constituent',
+        actorId: p.constituentId,
+        action: 'conversation.start',
+        objectType: 'conversation',
+        objectId: outcome.conversationId,
+        outcome: 'success',
+        detail: { caseId: outcome.caseId },
+      });
+    }
     const view = (await this.d.conversations.findView(outcome.conversationId))!;
     let message: Message | null = null;
     if (outcome.created) {

@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import type { Dashboard } from '@casebridge/shared';
 import { AppError } from '../../errors.js';
+import { Coalescer } from '../../lib/coalesce.js';
 import type { AgencyRepository } from '../agencies/agency.repository.js';
 import type { StaffPrincipal } from '../principal.js';
 import type { DashboardRepository } from './dashboard.repository.js';
@@ -10,6 +11,9 @@ import type { DashboardRepository } from './dashboard.repository.js';
  * One snapshot per call; the console asks again (coalesced) when something changes.
  */
 export class DashboardService {
+  // Twenty supervisors watching the same groups cost one snapshot per change, not twenty.
+  private readonly shared = new Coalescer<Dashboard>();
+
   constructor(private readonly d: { dashboard: DashboardRepository; agencies: AgencyRepository; now: () => Date }) {}
 
   private async scope(p: StaffPrincipal): Promise<string[]> {
@@ -20,8 +24,13 @@ export class DashboardService {
 
   async snapshot(p: StaffPrincipal): Promise<Dashboard> {
     const groupIds = await this.scope(p);
+    const key = `${p.agencyId}:${[...groupIds].sort().join(',')}`;
+    return this.shared.get(key, () => this.compute(p.agencyId, groupIds));
+  }
+
+  private async compute(agencyId: string, groupIds: string[]): Promise<Dashboard> {
     const now = this.d.now();
-    const agency = await this.d.agencies.findById(p.agencyId);
+    const agency = await this.d.agencies.findById(agencyId);
     // "Today" is the agency's day, in its own time zone.
     const since = DateTime.fromJSDate(now, { zone: agency?.businessHours?.timezone ?? 'UTC' }).startOf('day').toUTC().toISO()!;
     const [groups, agents, today] = await Promise.all([

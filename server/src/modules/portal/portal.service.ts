@@ -273,6 +273,8 @@ export class PortalService {
     const groupId = route.groupId;
     const title = `Portal request: ${(input.language === 'es' && service.title.es) || service.title.en}`;
 
+    const year = this.now().getUTCFullYear();
+    const reserved = await this.d.cases.reserveReference(agency.id, type.prefix, year);
     const kase = await this.d.db.transaction(async (tx) => {
       const constituentId = await this.d.constituents.findOrCreate(tx, agency.id, {
         name: input.name,
@@ -280,8 +282,7 @@ export class PortalService {
         phone: input.phone,
         language: input.language,
       });
-      const year = this.now().getUTCFullYear();
-      const reference = await this.d.cases.nextReference(tx, agency.id, type.prefix, year);
+      const reference = reserved ?? (await this.d.cases.nextReference(tx, agency.id, type.prefix, year));
       const row = await this.d.cases.create(tx, {
         agencyId: agency.id,
         reference,

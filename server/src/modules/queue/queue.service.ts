@@ -1,5 +1,6 @@
 import type { ConversationRepository } from '../conversations/conversation.repository.js';
 import type { Notifier } from '../../realtime/notifier.js';
+import { Coalescer } from '../../lib/coalesce.js';
 
 /** Used until a group has taken a few chats: a plain two minutes a place in line. */
 const DEFAULT_WAIT_SECONDS = 120;
@@ -10,11 +11,19 @@ const SAMPLE = 20;
  * the queue moves. Position is arrival order within the group; priorities come with routing.
  */
 export class QueueService {
+  // A busy queue changes many times a second; each change is told by a run that starts after it, but changes
+  // that arrive together share one run (one query and one message per waiting constituent, not one per change).
+  private readonly runs = new Coalescer<void>();
+
   constructor(
     private readonly d: { conversations: ConversationRepository; notifier: Notifier },
   ) {}
 
-  async announce(groupId: string): Promise<void> {
+  announce(groupId: string): Promise<void> {
+    return this.runs.get(groupId, () => this.tell(groupId));
+  }
+
+  private async tell(groupId: string): Promise<void> {
     const queue = await this.d.conversations.queueOf(groupId);
     if (queue.length === 0) return;
     const mean = (await this.d.conversations.recentMeanWaitSeconds(groupId, SAMPLE)) ?? DEFAULT_WAIT_SECONDS;

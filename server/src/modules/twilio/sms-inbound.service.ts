@@ -123,6 +123,11 @@ export class SmsInboundService {
       : null;
     // Masked before the transaction: the agency's patterns are read outside it (PGlite has one connection).
     const masked = this.d.sensitive && sms.body ? await this.d.sensitive.mask(agencyId, sms.body) : undefined;
+    // Most texts join an open thread; a number is taken only for one that will start a case.
+    const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
+    const reserved = route?.groupId && !(await this.d.conversations.hasOpenForAddress(agencyId, 'sms', sms.from))
+      ? await this.d.cases.reserveReference(agencyId, agency.casePrefix, year)
+      : undefined;
     const attempt = () =>
       this.d.db.transaction(async (tx) => {
         let constituentId = await this.d.constituents.findOrCreate(tx, agencyId, { name: sms.from, phone: sms.from, language: 'en' });
@@ -137,8 +142,7 @@ export class SmsInboundService {
         if (!conv) {
           if (!route) return { conversationId: null, caseId: null, created: false, message: null, duplicate: false };
           if (!route.groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking messages yet', { retryable: false });
-          const year = (this.d.now?.() ?? new Date()).getUTCFullYear();
-          const reference = await this.d.cases.nextReference(tx, agencyId, agency.casePrefix, year);
+          const reference = reserved ?? (await this.d.cases.nextReference(tx, agencyId, agency.casePrefix, year));
           const kase = await this.d.cases.create(tx, {
             agencyId,
             reference,

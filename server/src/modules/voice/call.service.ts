@@ -194,7 +194,9 @@ export class CallService {
       caseType?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(call.agencyId)) ?? null,
     );
     if (!route.groupId) throw new AppError('UNAVAILABLE', 'This agency is not taking calls yet', { retryable: false });
-    return { agency, service, caseType, route, groupId: route.groupId };
+    const prefix = caseType?.prefix ?? agency.casePrefix;
+    const reference = await this.d.cases.reserveReference(call.agencyId, prefix, this.now().getUTCFullYear());
+    return { agency, service, caseType, route, groupId: route.groupId, prefix, reference };
   }
 
   /** The caller as a constituent, the case and the voice conversation (queued), and the "call received" entry. */
@@ -229,7 +231,7 @@ export class CallService {
         data: { reason: 'superseded_by_new_call' },
       });
     }
-    const reference = await this.d.cases.nextReference(tx, call.agencyId, caseType?.prefix ?? agency.casePrefix, now.getUTCFullYear());
+    const reference = plan.reference ?? (await this.d.cases.nextReference(tx, call.agencyId, plan.prefix, now.getUTCFullYear()));
     const kase = await this.d.cases.create(tx, {
       agencyId: call.agencyId,
       reference,
