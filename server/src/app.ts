@@ -82,6 +82,9 @@ import { caseRoutes } from './modules/cases/case.routes.js';
 import { PresenceService } from './modules/staff/presence.service.js';
 import { staffRoutes } from './modules/staff/staff.routes.js';
 import { createNotifier, type Notifier } from './realtime/notifier.js';
+import { ExchangeRepository } from './modules/exchange/exchange.repository.js';
+import { exchangeInboundRoutes, exchangeRoutes } from './modules/exchange/exchange.routes.js';
+import { ExchangeService } from './modules/exchange/exchange.service.js';
 import type { AppServer } from './realtime/types.js';
 import { placeholderRoutes, staticRoutes, type StaticDirs } from './http/static.js';
 
@@ -119,6 +122,8 @@ export interface AppOptions {
   metrics?: boolean;
   /** Other origins that serve our own pages (demo mode: http://127.0.0.1:PORT next to localhost). */
   extraOwnOrigins?: string[];
+  /** How often the Service Exchange outbox is swept (retries, lapsed offers); 0 turns the timer off. */
+  exchangeTimerMs?: number;
 }
 
 export interface App {
@@ -127,6 +132,8 @@ export interface App {
   io: AppServer;
   notifier: Notifier;
   services: {
+    /** Service Exchange (#10): partners, handoffs, the outbox worker. */
+    exchange: ExchangeService;
     availability: AvailabilityService;
     auth: AuthService;
     widget: WidgetService;
@@ -144,6 +151,8 @@ export interface App {
 
 /** The advisory-lock key under which one node at a time runs the case timers. */
 const TIMERS_LOCK = 724312;
+/** Its own key: a try-lock shared with the case timers would make one of the two skip its turn. */
+const EXCHANGE_LOCK = 724313;
 
 /** Builds Express + Socket.IO and wires every module. Listens nowhere, reads no environment. */
 export function createApp(o: AppOptions): App {
@@ -180,19 +189,27 @@ export function createApp(o: AppOptions): App {
 
   // The notifier needs the Socket.IO server, which needs the services: bind it late.
   let notifier: Notifier | undefined;
+  // Service Exchange (#10): built last; case and conversation changes are mirrored to partner agencies.
+  let exchange: ExchangeService | undefined;
   const lateNotifier: Notifier = {
     messageCreated: (...a) => notifier?.messageCreated(...a),
     messageDelivery: (...a) => notifier?.messageDelivery(...a),
     accessChanged: (...a) => notifier?.accessChanged(...a),
     conversationCreated: (...a) => notifier?.conversationCreated(...a),
-    conversationUpdated: (...a) => notifier?.conversationUpdated(...a),
+    conversationUpdated: (...a) => {
+      notifier?.conversationUpdated(...a);
+      void exchange?.conversationChanged(a[0]).catch((err: unknown) => o.logger.warn({ err }, 'exchange mirror failed'));
+    },
     typing: (...a) => notifier?.typing(...a),
     sessionEnded: (...a) => notifier?.sessionEnded(...a),
     receiptChanged: (...a) => notifier?.receiptChanged(...a),
     queuePosition: (...a) => notifier?.queuePosition(...a),
     presenceChanged: (...a) => notifier?.presenceChanged(...a),
     mentioned: (...a) => notifier?.mentioned(...a),
-    caseUpdated: (...a) => notifier?.caseUpdated(...a),
+    caseUpdated: (...a) => {
+      notifier?.caseUpdated(...a);
+      void exchange?.caseChanged(a[1].caseId).catch((err: unknown) => o.logger.warn({ err }, 'exchange mirror failed'));
+    },
     slaAlert: (...a) => notifier?.slaAlert(...a),
   };
 
@@ -301,6 +318,7 @@ export function createApp(o: AppOptions): App {
     agentReplied: (caseId) => cases.agentReplied(caseId),
     messagesPerSession: new Limiter('messages-session', limits.messagesPerSession, o.limiterStore),
     texts: smsOutbound,
+    relay: { messageCreated: (m, c) => exchange?.messageCreated(m, c) },
   });
   const secureFields = new SecureFields({
     db,
@@ -463,6 +481,33 @@ export function createApp(o: AppOptions): App {
     now: clock,
   });
 
+  const exchangeRepo = new ExchangeRepository(db);
+  const exchangeBox = new SecretBox(o.sessionSecret, 'exchange');
+  exchange = new ExchangeService({
+    db,
+    repo: exchangeRepo,
+    box: exchangeBox,
+    audit: repos.audit,
+    cases: repos.cases,
+    caseTypes,
+    conversations: repos.conversations,
+    conversationService: conversations,
+    messages: repos.messages,
+    constituents: repos.constituents,
+    agencies: repos.agencies,
+    decideRoute: (agencyId, facts, fallback) => routingRules.decide(agencyId, facts, fallback),
+    caseStarted: (tx, kase): Promise<void> => cases.started(tx, kase),
+    announceCase: (kase) => cases.announceCase(kase),
+    notifier: lateNotifier,
+    queue,
+    routing: { queueChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)), agentFreed: (userId) => routeSoon((r) => r.agentFreed(userId)) },
+    texts: smsOutbound,
+    logger: o.logger,
+    now: clock,
+    exclusive: (fn) => o.database.exclusive(EXCHANGE_LOCK, fn),
+    intervalMs: o.exchangeTimerMs ?? 2_000,
+  });
+
   app.use(requestLog(o.logger));
   app.use(requestContext());
   app.use(
@@ -548,11 +593,14 @@ export function createApp(o: AppOptions): App {
   );
   api.use(voiceApiRoutes({ settings: voiceSettings, calls: voiceCalls }));
   api.use(auditRoutes({ audit: repos.audit }));
+  api.use(exchangeRoutes({ exchange }));
   api.use(retentionRoutes({ retention }));
   api.use(privacyRoutes({ privacy: new PrivacyService({ db, audit: repos.audit, retention, now: clock }) }));
   api.use(trustRoutes({ masker, secureFields }));
   api.use(notFoundApi);
   app.use('/api', api);
+  // Partner agencies call this one fixed, signed endpoint (no session, no cookies).
+  app.use(exchangeInboundRoutes({ exchange, repo: exchangeRepo, box: exchangeBox, audit: repos.audit, logger: o.logger }));
   app.use(
     twilioWebhookRoutes({
       settings: twilioSettings,
@@ -611,7 +659,7 @@ export function createApp(o: AppOptions): App {
       .then((s) => s.length > 0)
       .catch(() => true);
 
-  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence, retention, router: router! } };
+  return { app, httpServer, io, notifier, services: { availability, auth, widget, conversations, messages, cases, sla, timers, presence, retention, router: router!, exchange } };
 }
 
 /**

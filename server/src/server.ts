@@ -121,6 +121,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
     app.services.timers.start();
     cleanup.unshift(() => app.services.timers.stop());
+    app.services.exchange.start();
+    cleanup.unshift(() => app.services.exchange.stop());
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {

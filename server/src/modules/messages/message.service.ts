@@ -28,6 +28,8 @@ export interface MessageDeps {
   texts?: TextSender;
   /** Masks SSNs, cards and the agency's patterns in constituents' messages before they are stored. */
   sensitive?: Masker;
+  /** Service Exchange (#10): a stored message of a conversation handed to a partner agency crosses over. Never throws. */
+  relay?: { messageCreated(message: Message, conv: ConversationView): void };
 }
 
 export interface Masker {
@@ -107,6 +109,7 @@ export class MessageService {
     // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
     if (created) {
       this.d.notifier.messageCreated(message, conv);
+      this.d.relay?.messageCreated(message, conv);
       if (texted) void this.d.texts!.deliver(message.id).catch(() => undefined);
       // The case status came with the conversation: only a case waiting for the constituent costs a write.
       if (p.kind === 'constituent' && (conv.caseStatus === 'awaiting_info' || conv.caseStatus === 'resolved')) {
