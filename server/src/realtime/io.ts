@@ -137,7 +137,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
   };
   const current = () => socket.data.principal;
 
-  onCommand(socket, 'message:send', async (input) => deps.messages.send(current(), input), log, checkStaff);
+  onCommand(socket, 'message:send', async (input, s) => deps.messages.send(current(), input, s.id), log, checkStaff);
   onCommand(
     socket,
     'conversation:sync',

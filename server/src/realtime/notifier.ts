@@ -28,7 +28,8 @@ export type SessionEndReason = 'logout' | 'disabled' | 'expired' | 'revoked';
 
 /** Every "who hears what" rule lives here. Services call this; nothing else emits to rooms. */
 export interface Notifier {
-  messageCreated(message: Message, audience: Audience, previous?: Previous): void;
+  /** `exceptSocketId`: the sending socket, which has the message in its acknowledgement already. */
+  messageCreated(message: Message, audience: Audience, previous?: Previous, exceptSocketId?: string): void;
   /** A text the agency sent changed state: staff only (the constituent has it on their phone). */
   messageDelivery(audience: Audience, change: DeliveryChanged): void;
   conversationCreated(summary: ConversationSummary): void;
@@ -64,11 +65,12 @@ function staffRooms(a: { agencyId: string; groupId: string | null; assigneeId?: 
 
 export function createNotifier(io: AppServer): Notifier {
   return {
-    messageCreated(message, audience, previous) {
-      io.to(staffRooms(audience, previous)).emit('message:created', message);
+    messageCreated(message, audience, previous, exceptSocketId) {
+      const to = (r: string | string[]) => (exceptSocketId ? io.to(r).except(exceptSocketId) : io.to(r));
+      to(staffRooms(audience, previous)).emit('message:created', message);
       // Internal notes never reach a constituent: only public messages go to the constituent's room.
       if (message.visibility === 'public') {
-        io.to(rooms.constituent(audience.constituentId)).emit('message:created', message);
+        to(rooms.constituent(audience.constituentId)).emit('message:created', message);
       }
     },
     accessChanged(who, before, after) {

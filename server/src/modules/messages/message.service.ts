@@ -57,7 +57,8 @@ export interface SendInput {
 export class MessageService {
   constructor(private readonly d: MessageDeps) {}
 
-  async send(p: Principal, input: SendInput): Promise<SendMessageResult> {
+  /** `socketId`: the socket it came on, if any; it learns the message from the acknowledgement, not a broadcast. */
+  async send(p: Principal, input: SendInput, socketId?: string): Promise<SendMessageResult> {
     const conv = await this.d.conversations.get(p, input.conversationId);
     if (p.kind === 'constituent') {
       if (input.visibility === 'internal') throw new AppError('FORBIDDEN', 'Constituents cannot write internal notes');
@@ -108,7 +109,7 @@ export class MessageService {
     const message = toMessage(row, refs.get(row.id));
     // A retry returns the stored message and broadcasts nothing: receivers saw it the first time.
     if (created) {
-      this.d.notifier.messageCreated(message, conv);
+      this.d.notifier.messageCreated(message, conv, undefined, socketId);
       this.d.relay?.messageCreated(message, conv);
       if (texted) void this.d.texts!.deliver(message.id).catch(() => undefined);
       // The case status came with the conversation: only a case waiting for the constituent costs a write.
