@@ -595,7 +595,7 @@ export function createApp(o: AppOptions): App {
   api.use(auditRoutes({ audit: repos.audit }));
   api.use(exchangeRoutes({ exchange }));
   api.use(retentionRoutes({ retention }));
-  api.use(privacyRoutes({ privacy: new PrivacyService({ db, audit: repos.audit, retention, now: clock }) }));
+  api.use(privacyRoutes({ privacy: new PrivacyService({ db, audit: repos.audit, retention, conversations, now: clock }) }));
   api.use(trustRoutes({ masker, secureFields }));
   api.use(notFoundApi);
   app.use('/api', api);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { sql } from 'drizzle-orm';
 import { rowsOf } from '../../server/src/db/client.js';
-import { backends, eventually, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
+import { backends, eventually, nextEvent, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
 import { startSmtp } from '../support/smtp.js';
 
 jest.setTimeout(60_000);
@@ -121,8 +121,15 @@ describe.each(backends())('constituent data export and deletion requests on %s',
 
   it('approval removes the data through the retention path, anonymises the person and signs a report', async () => {
     expect((await as(admin).delete(`/api/cases/${caseId}/legal-hold`)).status).toBe(200);
+    // The agent's console hears the chat end live (not only after a reload).
+    const agentSocket = await h.staffSocket(agent);
+    const heard = nextEvent(agentSocket, 'conversation:updated', 5000, (s) => s.id === conversationId && s.status === 'ended');
     const res = await as(admin).post(`/api/admin/deletion-requests/${requestId}/approve`, { note: 'Verified by phone' });
     expect(res.status).toBe(200);
+    expect(await heard).toMatchObject({ id: conversationId, status: 'ended' });
+    agentSocket.close();
+    const [conv] = await q<{ status: string }>(sql`select status from conversations where id = ${conversationId}`);
+    expect(conv).toEqual({ status: 'ended' });
     expect(res.body).toMatchObject({ status: 'approved', decidedBy: 'Alex Admin' });
     expect(await messageCount()).toBe(0);
     const [person] = await q<{ display_name: string | null; email: string | null }>(sql`select display_name, email from constituents where id = (select constituent_id from cases where id = ${caseId})`);

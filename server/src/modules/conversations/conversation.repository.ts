@@ -355,6 +355,16 @@ export class ConversationRepository {
     return row;
   }
 
+  /** A constituent's conversations that are not ended, locked until the caller's transaction ends. */
+  async openForConstituentLocked(tx: Tx, constituentId: string): Promise<ConversationRow[]> {
+    return tx
+      .select()
+      .from(conversations)
+      .where(and(eq(conversations.constituentId, constituentId), ne(conversations.status, 'ended')))
+      .orderBy(asc(conversations.id))
+      .for('update');
+  }
+
   async end(id: string, tx: Tx | Db = this.db): Promise<ConversationRow | undefined> {
     const [row] = await tx
       .update(conversations)

@@ -653,6 +653,37 @@ export class ConversationService {
     });
   }
 
+  /**
+   * Ends every open conversation of a constituent inside the caller's transaction (an approved erasure: there
+   * is nothing left to continue). Returns what to announce once that transaction has committed — consoles
+   * hear conversation:updated like for any other ending, so no agent keeps a chat "waiting" until a reload.
+   * Announcing before the commit would tell consoles about an ending a rollback may undo.
+   */
+  async endAllForConstituent(
+    tx: Tx,
+    constituentId: string,
+    by: StaffPrincipal,
+    reason: string,
+  ): Promise<() => Promise<void>> {
+    const open = await this.d.conversations.openForConstituentLocked(tx, constituentId);
+    const ended: typeof open = [];
+    for (const conv of open) {
+      const row = await this.d.conversations.end(conv.id, tx);
+      if (!row) continue;
+      ended.push(conv);
+      await this.d.cases.addEvent(tx, { caseId: row.caseId, kind: 'conversation.ended', actorKind: 'agent', actorUserId: by.userId, conversationId: conv.id, data: { reason } });
+    }
+    return async () => {
+      for (const conv of ended) {
+        const view = await this.d.conversations.findView(conv.id);
+        if (view) this.d.notifier.conversationUpdated(toSummary(view), conv);
+        if (conv.status === 'queued') void this.announceQueue(conv.groupId);
+        if (conv.assigneeId) this.d.routing?.agentFreed(conv.assigneeId);
+        if (conv.channel === 'voice') this.d.callEnded?.(conv.id, by.userId);
+      }
+    };
+  }
+
   /** The constituent, or staff who may act on it, end a conversation. Ending twice is harmless. */
   async end(p: Principal, id: string): Promise<{ conversationId: string; status: ConversationStatus }> {
     const conv = await this.get(p, id);

@@ -4,6 +4,7 @@ import { rowsOf } from '../../db/client.js';
 import { agencies, attachments, cases, constituents, conversations, deletionRequests, messages, users, widgetSessions } from '../../db/schema.js';
 import { AppError } from '../../errors.js';
 import type { AuditRepository } from '../audit/audit.repository.js';
+import type { ConversationService } from '../conversations/conversation.service.js';
 import type { ConstituentPrincipal, StaffPrincipal } from '../principal.js';
 import type { PurgeCounts, RetentionService } from '../retention/retention.service.js';
 
@@ -30,7 +31,16 @@ export interface DeletionRequestView {
  * retention (RetentionService.purgeCase); a case on legal hold blocks it, and nothing changes.
  */
 export class PrivacyService {
-  constructor(private readonly d: { db: Db; audit: AuditRepository; retention: RetentionService; now: () => Date }) {}
+  constructor(
+    private readonly d: {
+      db: Db;
+      audit: AuditRepository;
+      retention: RetentionService;
+      /** Ends the person's open conversations the way any ending is announced (consoles update live). */
+      conversations: Pick<ConversationService, 'endAllForConstituent'>;
+      now: () => Date;
+    },
+  ) {}
 
   /** Everything the constituent wrote and was told: their cases and public messages; never internal notes. */
   async export(p: ConstituentPrincipal) {
@@ -147,7 +157,7 @@ export class PrivacyService {
       await this.d.audit.record({ agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, actorRole: p.role, action: 'deletion_request.approve', objectType: 'deletion_request', objectId: id, outcome: 'denied', detail: { reason: 'legal_hold', heldCases: request.heldCases.length } });
       throw new AppError('CONFLICT', `Cannot delete while ${request.heldCases.join(', ')} ${request.heldCases.length === 1 ? 'is' : 'are'} on legal hold. Clear the hold first, or deny the request.`);
     }
-    await this.d.db.transaction(async (tx) => {
+    const announce = await this.d.db.transaction(async (tx) => {
       const [claimed] = await tx
         .update(deletionRequests)
         .set({ status: 'approved', decidedBy: p.userId, decidedAt: sql`now()` as unknown as string, decisionNote: note })
@@ -155,8 +165,9 @@ export class PrivacyService {
         .returning();
       if (!claimed) throw new AppError('CONFLICT', 'This request was decided meanwhile');
       const constituentId = claimed.constituentId;
-      // Open conversations end: there will be nothing left to continue.
-      await tx.execute(sql`update conversations set status = 'ended', ended_at = coalesce(ended_at, now()), assignee_id = null where constituent_id = ${constituentId} and status <> 'ended'`);
+      // Open conversations end: there will be nothing left to continue. Through the conversation service, so the
+      // consoles showing them hear it once this commits (a raw UPDATE left them "waiting" until a reload).
+      const announceEnded = await this.d.conversations.endAllForConstituent(tx, constituentId, p, 'deletion_request');
       const own = rowsOf<{ id: string }>(await tx.execute(sql`select id from cases where constituent_id = ${constituentId} and purged_at is null order by id for update`));
       const total: PurgeCounts = { cases: 0, messages: 0, attachments: 0, recordings: 0, secureFields: 0, portalCodes: 0, timelineEntries: 0, constituents: 0 };
       const hashes: string[] = [];
@@ -172,7 +183,10 @@ export class PrivacyService {
       const report = await this.d.retention.writeReport(p.agencyId, 'deletion_request', this.d.now(), total, hashes, tx);
       await tx.update(deletionRequests).set({ reportId: report.id }).where(eq(deletionRequests.id, id));
       await this.d.audit.record({ agencyId: p.agencyId, actorKind: 'staff', actorId: p.userId, actorRole: p.role, action: 'deletion_request.approve', objectType: 'deletion_request', objectId: id, outcome: 'success', detail: { ...total, reportId: report.id } }, tx);
+      return announceEnded;
     });
+    // Live updates are a courtesy after the commit: a failure to announce must not turn a done erasure into an error.
+    await announce().catch(() => undefined);
     return this.one(p.agencyId, id);
   }
 
