@@ -6,64 +6,63 @@ import { isDenial } from '../modules/audit/denials.js';
 import { hashUserAgent, runWithContext, type RequestContext } from '../lib/request-context.js';
 import type { AppSocket } from './types.js';
 
-/** The one place untyped socket data becomes typed: validate, run, acknowledge. Never throws. */
-export function onCommand<E extends CommandName>(
+/** What a command does, given its validated input and the socket it came on. */
+export type CommandHandler<E extends CommandName> = (input: CommandInput<E>, socket: AppSocket) => Promise<CommandOutput<E>>;
+export type CommandTable = { [E in CommandName]: CommandHandler<E> };
+
+/**
+ * The one place untyped socket data becomes typed: validate, run, acknowledge. Never throws. One dispatcher
+ * per socket (not a listener per command): an idle widget's socket carries as little as possible.
+ */
+export async function runCommand<E extends CommandName>(
   socket: AppSocket,
   event: E,
-  handler: (input: CommandInput<E>, socket: AppSocket) => Promise<CommandOutput<E>>,
+  args: unknown[],
+  handler: CommandHandler<E>,
   logger: Logger,
   before?: () => Promise<void>,
-): void {
+  /** Every refused command (FORBIDDEN, NOT_FOUND) of a signed-in caller: the audit trail records it. */
+  denied?: (err: AppError, event: string) => Promise<void>,
+): Promise<void> {
   const schema = clientCommands[event].input;
-  const listener = async (...args: unknown[]) => {
-    const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (res: Ack<unknown>) => void) : undefined;
-    if (!ack) {
-      // Every command is acknowledged; one without a callback is a protocol error, not a crash.
-      socket.data.strikes++;
-      return;
+  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (res: Ack<unknown>) => void) : undefined;
+  if (!ack) {
+    // Every command is acknowledged; one without a callback is a protocol error, not a crash.
+    socket.data.strikes++;
+    return;
+  }
+  if (args.length !== 1) {
+    ack({ ok: false, error: toApiError(new AppError('INVALID_PAYLOAD', 'Expected exactly one payload argument')) });
+    return;
+  }
+  // PostgreSQL cannot store NUL: refuse it here, naming the field, rather than fail in the database.
+  const nul = nulPath(args[0]);
+  if (nul) {
+    socket.data.strikes++;
+    const message = 'Text cannot contain NUL characters';
+    ack({ ok: false, error: toApiError(new AppError('INVALID_PAYLOAD', message, { issues: [{ path: nul, message }] })) });
+    return;
+  }
+  const parsed = schema.safeParse(args[0]);
+  if (!parsed.success) {
+    socket.data.strikes++;
+    ack({ ok: false, error: toApiError(fromZod(parsed.error)) });
+    return;
+  }
+  try {
+    // The audit trail reads the socket's address from here.
+    const data = await runWithContext(contextOf(socket), async () => {
+      await before?.();
+      return handler(parsed.data as CommandInput<E>, socket);
+    });
+    ack({ ok: true, data });
+  } catch (err) {
+    if (!(err instanceof AppError)) logger.error({ err, event, socketId: socket.id }, 'socket command failed');
+    else if (isDenial(err) && denied) {
+      await runWithContext(contextOf(socket), () => denied(err, event)).catch(() => undefined);
     }
-    if (args.length !== 1) {
-      ack({ ok: false, error: toApiError(new AppError('INVALID_PAYLOAD', 'Expected exactly one payload argument')) });
-      return;
-    }
-    // PostgreSQL cannot store NUL: refuse it here, naming the field, rather than fail in the database.
-    const nul = nulPath(args[0]);
-    if (nul) {
-      socket.data.strikes++;
-      const message = 'Text cannot contain NUL characters';
-      ack({ ok: false, error: toApiError(new AppError('INVALID_PAYLOAD', message, { issues: [{ path: nul, message }] })) });
-      return;
-    }
-    const parsed = schema.safeParse(args[0]);
-    if (!parsed.success) {
-      socket.data.strikes++;
-      ack({ ok: false, error: toApiError(fromZod(parsed.error)) });
-      return;
-    }
-    try {
-      // The audit trail reads the socket's address from here.
-      const data = await runWithContext(contextOf(socket), async () => {
-        await before?.();
-        return handler(parsed.data as CommandInput<E>, socket);
-      });
-      ack({ ok: true, data });
-    } catch (err) {
-      if (!(err instanceof AppError)) logger.error({ err, event, socketId: socket.id }, 'socket command failed');
-      else if (isDenial(err)) {
-        const hook = deniedHooks.get(socket);
-        if (hook) await runWithContext(contextOf(socket), () => hook(err, event));
-      }
-      ack({ ok: false, error: toApiError(err) });
-    }
-  };
-  // Socket.IO cannot relate a generic event name to its listener type; the wrapper's signature is the check.
-  socket.on(event, listener as never);
-}
-
-const deniedHooks = new WeakMap<AppSocket, (err: AppError, event: string) => Promise<void>>();
-/** Called for every refused command of this socket (FORBIDDEN, NOT_FOUND): the audit trail records it. */
-export function onDenied(socket: AppSocket, fn: (err: AppError, event: string) => Promise<void>): void {
-  deniedHooks.set(socket, fn);
+    ack({ ok: false, error: toApiError(err) });
+  }
 }
 
 const contexts = new WeakMap<AppSocket, RequestContext>();

@@ -17,7 +17,7 @@ import type { MessageService } from '../modules/messages/message.service.js';
 import type { PresenceService } from '../modules/staff/presence.service.js';
 import type { WidgetService } from '../modules/widget/widget.service.js';
 import type { StaffPrincipal } from '../modules/principal.js';
-import { onCommand, onDenied } from './command.js';
+import { runCommand, type CommandHandler, type CommandTable } from './command.js';
 import type { AuditRepository } from '../modules/audit/audit.repository.js';
 import { recordDenial } from '../modules/audit/denials.js';
 import type { AppServer, AppSocket } from './types.js';
@@ -104,9 +104,61 @@ function reconcileRooms(socket: AppSocket, wanted: string[]): void {
   void socket.join(wanted);
 }
 
+/** What each socket command does; built once per server, shared by every socket. */
+const tables = new WeakMap<RealtimeDeps, CommandTable>();
+function commands(deps: RealtimeDeps): CommandTable {
+  let table = tables.get(deps);
+  if (table) return table;
+  const staffOnly = (s: AppSocket): StaffPrincipal => {
+    const principal = s.data.principal;
+    if (principal.kind !== 'staff') throw new AppError('FORBIDDEN', 'Staff only');
+    return principal;
+  };
+  table = {
+    'message:send': (input, s) => deps.messages.send(s.data.principal, input, s.id),
+    'conversation:sync': (input, s) => deps.messages.sync(s.data.principal, input.conversationId, input.afterSeq, input.limit),
+    'typing:set': async (input, s) => {
+      await deps.messages.typing(s.data.principal, input.conversationId, input.isTyping, s.id);
+      return null;
+    },
+    'conversation:claim': (input, s) => deps.conversations.claim(staffOnly(s), input.conversationId),
+    'receipt:set': async (input, s) => {
+      await deps.conversations.receipt(s.data.principal, input.conversationId, input.deliveredSeq, input.readSeq);
+      return null;
+    },
+    'conversation:end': (input, s) => deps.conversations.end(s.data.principal, input.conversationId),
+    'conversation:transfer': (input, s) => deps.conversations.transfer(staffOnly(s), input),
+    'presence:set': (input, s) => deps.presence.set(staffOnly(s), input.presence),
+  };
+  tables.set(deps, table);
+  return table;
+}
+
+/** Before each staff command: the session must still be valid (revocation applies to open sockets). */
+async function checkStaff(deps: RealtimeDeps, socket: AppSocket, touch: boolean): Promise<void> {
+  const p = socket.data.principal;
+  if (p.kind !== 'staff') return;
+  const s = await deps.auth.recheck(p.sessionId);
+  if (!s) {
+    socket.emit('session:ended', { reason: 'expired' });
+    socket.disconnect(true);
+    throw new AppError('UNAUTHENTICATED', 'Your session has ended');
+  }
+  socket.data.principal = s.principal;
+  if (s.principal.role === 'auditor') throw new AppError('FORBIDDEN', 'Auditors read the audit log only');
+  if (touch) await deps.auth.touch(p.sessionId);
+}
+
+function denied(deps: RealtimeDeps, socket: AppSocket) {
+  const audit = deps.audit;
+  if (!audit) return undefined;
+  return (err: AppError, event: string) => recordDenial(audit, deps.logger, socket.data.principal, err, { via: 'socket', what: event });
+}
+
 function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
   const p = socket.data.principal;
-  const log = deps.logger.child({ socketId: socket.id, principal: p.kind });
+  // No child logger per socket: an idle widget's socket should carry as little as possible.
+  const at = { socketId: socket.id, principal: p.kind };
   if (p.kind === 'staff') {
     // Rooms come from the database at every connect, never from a previous connection.
     void socket.join(staffRooms(p));
@@ -118,82 +170,20 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       .then((positions) => positions.forEach((pos) => socket.emit('queue:position', pos)))
       .catch(() => undefined);
   }
-  log.info({ userId: p.kind === 'staff' ? p.userId : undefined }, 'socket connected');
-  const audit = deps.audit;
-  if (audit) onDenied(socket, (err, event) => recordDenial(audit, deps.logger, socket.data.principal, err, { via: 'socket', what: event }));
+  deps.logger.info({ ...at, userId: p.kind === 'staff' ? p.userId : undefined }, 'socket connected');
 
-  // Before each staff command: the session must still be valid (revocation applies to open sockets).
-  const checkStaff = async (opts: { touch?: boolean } = {}) => {
-    if (p.kind !== 'staff') return;
-    const s = await deps.auth.recheck(p.sessionId);
-    if (!s) {
-      socket.emit('session:ended', { reason: 'expired' });
-      socket.disconnect(true);
-      throw new AppError('UNAUTHENTICATED', 'Your session has ended');
-    }
-    socket.data.principal = s.principal;
-    if (s.principal.role === 'auditor') throw new AppError('FORBIDDEN', 'Auditors read the audit log only');
-    if (opts.touch !== false) await deps.auth.touch(p.sessionId);
-  };
-  const current = () => socket.data.principal;
-
-  onCommand(socket, 'message:send', async (input, s) => deps.messages.send(current(), input, s.id), log, checkStaff);
-  onCommand(
-    socket,
-    'conversation:sync',
-    async (input) => deps.messages.sync(current(), input.conversationId, input.afterSeq, input.limit),
-    log,
-    checkStaff,
-  );
-  onCommand(
-    socket,
-    'typing:set',
-    async (input) => {
-      await deps.messages.typing(current(), input.conversationId, input.isTyping, socket.id);
-      return null;
-    },
-    log,
-    // Typing is frequent: the session is checked, not touched.
-    () => checkStaff({ touch: false }),
-  );
-  onCommand(
-    socket,
-    'conversation:claim',
-    async (input) => {
-      const principal = current();
-      if (principal.kind !== 'staff') throw new AppError('FORBIDDEN', 'Staff only');
-      return deps.conversations.claim(principal, input.conversationId);
-    },
-    log,
-    checkStaff,
-  );
-  onCommand(
-    socket,
-    'receipt:set',
-    async (input) => {
-      await deps.conversations.receipt(current(), input.conversationId, input.deliveredSeq, input.readSeq);
-      return null;
-    },
-    log,
-    checkStaff,
-  );
-  onCommand(socket, 'conversation:end', async (input) => deps.conversations.end(current(), input.conversationId), log, checkStaff);
-  const staffOnly = () => {
-    const principal = current();
-    if (principal.kind !== 'staff') throw new AppError('FORBIDDEN', 'Staff only');
-    return principal;
-  };
-  onCommand(socket, 'conversation:transfer', async (input) => deps.conversations.transfer(staffOnly(), input), log, checkStaff);
-  onCommand(socket, 'presence:set', async (input) => deps.presence.set(staffOnly(), input.presence), log, checkStaff);
-
-  // Unknown events get a typed error, and a socket that keeps sending them is closed.
+  // One dispatcher for every event. Unknown events get a typed error, and a socket that keeps sending them is closed.
   let windowStart = Date.now();
   socket.onAny((event: unknown, ...args: unknown[]) => {
     if (Date.now() - windowStart > STRIKE_WINDOW_MS) {
       windowStart = Date.now();
       socket.data.strikes = 0;
     }
-    if (typeof event !== 'string' || !isCommandName(event)) {
+    if (typeof event === 'string' && isCommandName(event)) {
+      // Typing is frequent: the session is checked, not touched.
+      const before = () => checkStaff(deps, socket, event !== 'typing:set');
+      void runCommand(socket, event, args, commands(deps)[event] as CommandHandler<typeof event>, deps.logger, before, denied(deps, socket));
+    } else {
       socket.data.strikes++;
       const ack = args[args.length - 1];
       if (typeof ack === 'function') {
@@ -204,7 +194,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
       }
     }
     if (socket.data.strikes > MAX_STRIKES) {
-      log.warn({ strikes: socket.data.strikes }, 'closing socket after repeated protocol errors');
+      deps.logger.warn({ ...at, strikes: socket.data.strikes }, 'closing socket after repeated protocol errors');
       socket.disconnect(true);
     }
   });
@@ -230,7 +220,7 @@ function onConnection(io: AppServer, socket: AppSocket, deps: RealtimeDeps) {
   socket.on('disconnect', (reason) => {
     if (timer) clearInterval(timer);
     if (p.kind === 'staff') deps.presence.disconnected(p);
-    log.info({ reason }, 'socket disconnected');
+    deps.logger.info({ ...at, reason }, 'socket disconnected');
   });
   void io;
 }
