@@ -388,6 +388,7 @@ export function createApp(o: AppOptions): App {
     messageRows: repos.messages,
     attachmentRefs: repos.attachments,
     codes: repos.portalCodes,
+    secureFields,
     widget,
     mailer,
     audit: repos.audit,

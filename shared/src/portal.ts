@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PublicService, Stage } from './case-types.js';
-import { CaseStatus, Email, Id, Language, Message, SendMessageBody } from './schemas.js';
+import { CaseStatus, Email, Id, Language, Message, SecureFieldKind, SendMessageBody } from './schemas.js';
 
 // The constituent portal: find a case with its reference and a one-time code, follow it, answer, upload, and
 // start a request from the catalog without chat.
@@ -22,6 +22,15 @@ export type PortalSignIn = z.input<typeof PortalSignIn>;
 export const PortalSession = z.object({ token: z.string(), reference: z.string() });
 export type PortalSession = z.infer<typeof PortalSession>;
 
+/** An open secure-field request as the portal lists it: what was asked for, never a value. */
+export const PortalSecureRequest = z.object({
+  id: Id,
+  label: z.string(),
+  kind: SecureFieldKind,
+  requestedAt: z.iso.datetime({ offset: true }),
+});
+export type PortalSecureRequest = z.infer<typeof PortalSecureRequest>;
+
 /** What the constituent sees of their case: never internal notes, tasks or staff-only fields. */
 export const PortalCase = z.object({
   reference: z.string(),
@@ -33,6 +42,11 @@ export const PortalCase = z.object({
   caseType: z.string().nullable(),
   /** Public messages of every conversation on the case, oldest first. */
   messages: z.array(Message),
+  /**
+   * Values an agent asked for through a secure form (issue #11) that the constituent has not sent yet: the portal
+   * shows one form each. Only what was asked for: never a value (values are sealed, and shown to permitted staff only).
+   */
+  secureRequests: z.array(PortalSecureRequest),
   /** What the agency told them while no conversation was open (also emailed). */
   notices: z.array(z.object({ body: z.string(), createdAt: z.iso.datetime({ offset: true }) })),
   createdAt: z.iso.datetime({ offset: true }),

@@ -70,7 +70,7 @@ export const SecureFieldValueInput = z.object({
     .string()
     .trim()
     .min(1, 'Enter the value')
-    .max(200)
+    .max(200, 'The value can be at most 200 characters')
     .refine((s) => !s.includes('\u0000'), 'The value contains a NUL character'),
 });
 export const SecureFieldValue = z.object({ id: Id, label: z.string(), value: z.string() });

@@ -27,6 +27,7 @@ import type { ConversationDeps, ConversationService } from '../conversations/con
 import type { MessageRepository } from '../messages/message.repository.js';
 import type { MessageService } from '../messages/message.service.js';
 import type { ConstituentPrincipal } from '../principal.js';
+import type { SecureFields } from '../sensitive/sensitive.service.js';
 import type { WidgetService } from '../widget/widget.service.js';
 import type { PortalCodeRepository } from './portal-code.repository.js';
 
@@ -42,6 +43,8 @@ export interface PortalDeps {
   messageRows: MessageRepository;
   attachmentRefs: AttachmentRepository;
   codes: PortalCodeRepository;
+  /** Open secure-field requests on a case (the sensitive module's service). */
+  secureFields: Pick<SecureFields, 'openForCase'>;
   widget: WidgetService;
   mailer: Mailer;
   audit: AuditRepository;
@@ -211,7 +214,13 @@ export class PortalService {
   async view(p: ConstituentPrincipal, reference: string): Promise<PortalCase> {
     const kase = await this.ownCase(p, reference);
     const type = kase.caseTypeId ? await this.d.caseTypes.get(kase.agencyId, kase.caseTypeId) : undefined;
-    const [rows, events] = await Promise.all([this.d.messageRows.listPublicForCase(kase.id), this.d.cases.timeline(kase.id)]);
+    const closed = kase.status === 'closed' || kase.status === 'cancelled';
+    const [rows, events, secureRequests] = await Promise.all([
+      this.d.messageRows.listPublicForCase(kase.id),
+      this.d.cases.timeline(kase.id),
+      // A closed case asks for nothing more (and retention will remove what it holds).
+      closed ? [] : this.d.secureFields.openForCase(kase.id),
+    ]);
     const refs = await this.d.attachmentRefs.refsByMessage(rows.map((r) => r.id));
     return {
       reference: kase.reference,
@@ -221,6 +230,7 @@ export class PortalService {
       awaiting: kase.status === 'awaiting_info' ? kase.awaitingRequest : null,
       caseType: type?.name ?? null,
       messages: rows.map((m) => toMessage(m, refs.get(m.id))),
+      secureRequests,
       notices: events
         .filter(({ event: e }) => e.kind === 'constituent.notified')
         .map(({ event: e }) => ({ body: String(e.data.body ?? ''), createdAt: toIso(e.createdAt) })),

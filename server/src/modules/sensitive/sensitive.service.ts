@@ -1,9 +1,10 @@
-import { and, eq, isNull } from 'drizzle-orm';
-import type { Message, SecureFieldKind, SecureFieldValue, SensitivePattern } from '@casebridge/shared';
+import { and, asc, eq, isNull } from 'drizzle-orm';
+import type { Message, PortalSecureRequest, SecureFieldKind, SecureFieldValue, SensitivePattern } from '@casebridge/shared';
 import type { Db } from '../../db/client.js';
-import { agencies, secureFields } from '../../db/schema.js';
+import { agencies, conversations, secureFields } from '../../db/schema.js';
 import { AppError } from '../../errors.js';
 import type { SecretBox } from '../../lib/secret-box.js';
+import { toIso } from '../../lib/time.js';
 import { checkPattern, compilePatterns, maskSensitive, type MaskResult } from '../../lib/sensitive.js';
 import type { Notifier } from '../../realtime/notifier.js';
 import type { AuditRepository } from '../audit/audit.repository.js';
@@ -122,6 +123,20 @@ export class SecureFields {
     const message = toMessage(row);
     this.d.notifier.messageCreated(message, conv);
     return message;
+  }
+
+  /**
+   * Requests on a case's conversations (by the conversation's current case) still waiting for a value: what the
+   * portal shows a form for. Never returns a value.
+   */
+  async openForCase(caseId: string): Promise<PortalSecureRequest[]> {
+    const rows = await this.d.db
+      .select({ id: secureFields.id, label: secureFields.label, kind: secureFields.kind, createdAt: secureFields.createdAt })
+      .from(secureFields)
+      .innerJoin(conversations, eq(conversations.id, secureFields.conversationId))
+      .where(and(eq(conversations.caseId, caseId), isNull(secureFields.providedAt)))
+      .orderBy(asc(secureFields.createdAt), asc(secureFields.id));
+    return rows.map((r) => ({ id: r.id, label: r.label, kind: r.kind, requestedAt: toIso(r.createdAt) }));
   }
 
   /** The constituent's answer: sealed, once; the timeline gets a note without the value. */
