@@ -128,6 +128,25 @@ export function describeEvent(e: CaseEvent, fields: FieldDef[] = []): string {
       return `Call recorded${typeof d.durationSeconds === 'number' ? ` (${duration(d.durationSeconds)})` : ''}${d.playable ? ': play it under Calls' : ''}`;
     case 'call.transcription':
       return d.status === 'completed' ? `Voicemail transcription: “${String(d.text ?? '')}”` : 'The voicemail could not be transcribed';
+    // Service Exchange (#10): the same handoff id is on both agencies' timelines.
+    case 'exchange.offered':
+      return `${who} offered this to ${String(d.partner)}: “${String(d.note)}”`;
+    case 'exchange.received':
+      return `Handed over by ${String(d.from)} (their case ${String(d.remoteReference)}): “${String(d.note)}”`;
+    case 'exchange.accepted':
+      return d.partner ? `${String(d.partner)} accepted (their case ${String(d.remoteReference)}, ${String(d.agentName)})` : `${who} accepted the handoff from ${String(d.from)}`;
+    case 'exchange.declined':
+      return d.requeued !== undefined ? `The partner agency declined: “${String(d.reason)}”${d.requeued ? ' · back in the queue, keeping its place' : ''}` : `${who} declined: “${String(d.reason)}”`;
+    case 'exchange.expired':
+      return `No answer from the partner agency in time${d.requeued ? ': back in the queue, keeping its place' : ''}`;
+    case 'exchange.withdrawn':
+      return `The offer was withdrawn: ${String(d.reason)}`;
+    case 'exchange.status_mirrored': {
+      const to = d.to as { status?: string; stage?: string } | undefined;
+      return `${String(d.partner)} changed the linked case: ${caseStatusLabel[to?.status as keyof typeof caseStatusLabel] ?? String(to?.status)}, ${stageLabel[to?.stage as Stage] ?? String(to?.stage)}`;
+    }
+    case 'exchange.reply':
+      return `${String(d.name ?? d.partner)} (${String(d.partner)}) replied: ${String(d.body)}`;
     default:
       return `${who}: ${e.kind}`;
   }
