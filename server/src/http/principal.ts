@@ -60,7 +60,7 @@ export function resolvePrincipal(deps: {
           }
         }
         res.locals.auth = { principal: session.principal, csrfToken: session.csrfToken } satisfies RequestAuth;
-        await deps.auth.touch(session.principal.sessionId);
+        await deps.auth.touch(session.principal.sessionId, session.lastSeenAt);
       }
     }
     next();

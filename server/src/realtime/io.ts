@@ -146,7 +146,7 @@ async function checkStaff(deps: RealtimeDeps, socket: AppSocket, touch: boolean)
   }
   socket.data.principal = s.principal;
   if (s.principal.role === 'auditor') throw new AppError('FORBIDDEN', 'Auditors read the audit log only');
-  if (touch) await deps.auth.touch(p.sessionId);
+  if (touch) await deps.auth.touch(p.sessionId, s.lastSeenAt);
 }
 
 function denied(deps: RealtimeDeps, socket: AppSocket) {

@@ -30,6 +30,8 @@ export interface AuthDeps {
 export interface AuthenticatedSession {
   principal: StaffPrincipal;
   csrfToken: string;
+  /** When the session was last marked active: `touch` writes only when this is a minute old. */
+  lastSeenAt: string;
 }
 
 const TOUCH_EVERY_MS = 60_000;
@@ -138,6 +140,7 @@ export class AuthService {
         sessionId: session.id,
       },
       csrfToken: session.csrfToken,
+      lastSeenAt: session.lastSeenAt,
     };
   }
 

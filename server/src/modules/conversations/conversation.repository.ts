@@ -157,10 +157,16 @@ export class ConversationRepository {
           : sql`(${key}, ${conversations.id}) < (${f.cursor.at}::timestamptz, ${f.cursor.id}::uuid)`,
       );
     }
+    const order = oldestFirst ? [asc(key), asc(conversations.id)] : [desc(key), desc(conversations.id)];
+    // The page is chosen on the conversations alone (joined to cases and constituents only when a filter looks
+    // at them); only its rows are then joined for display. Joining every waiting conversation before picking
+    // fifty made the first screen of a 10,000-case agency three times slower.
+    let page = this.db.select({ id: conversations.id }).from(conversations).$dynamic();
+    if (f.priority || f.tag || f.caseTypeId || f.q) page = page.innerJoin(cases, eq(cases.id, conversations.caseId));
+    if (f.q) page = page.innerJoin(constituents, eq(constituents.id, conversations.constituentId));
     const rows = await this.view()
-      .where(and(...where))
-      .orderBy(...(oldestFirst ? [asc(key), asc(conversations.id)] : [desc(key), desc(conversations.id)]))
-      .limit(f.limit);
+      .where(inArray(conversations.id, page.where(and(...where)).orderBy(...order).limit(f.limit)))
+      .orderBy(...order);
     return rows.map(flatten);
   }
 
