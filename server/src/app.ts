@@ -192,7 +192,11 @@ export function createApp(o: AppOptions): App {
   // Service Exchange (#10): built last; case and conversation changes are mirrored to partner agencies.
   let exchange: ExchangeService | undefined;
   const lateNotifier: Notifier = {
-    messageCreated: (...a) => notifier?.messageCreated(...a),
+    messageCreated: (...a) => {
+      notifier?.messageCreated(...a);
+      // Also messages stored outside the send path (texts arriving by SMS): a handed-over thread crosses over.
+      exchange?.messageCreated(a[0], a[1]);
+    },
     messageDelivery: (...a) => notifier?.messageDelivery(...a),
     accessChanged: (...a) => notifier?.accessChanged(...a),
     conversationCreated: (...a) => notifier?.conversationCreated(...a),

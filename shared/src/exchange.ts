@@ -72,17 +72,25 @@ export const PartnerBaseUrl = z
   }, 'an https:// origin (http:// only for 127.0.0.1 or localhost), with no path')
   .transform((v) => parseUrl(v).origin);
 
-export const PartnerInput = z.object({
+const partnerFields = {
   name: z.string().trim().min(1).max(120),
   baseUrl: PartnerBaseUrl,
-  services: z.array(PartnerService).max(100).default([]),
-  manifest: DataManifest.default({ caseFields: [], constituent: [], timeline: [] }),
+  services: z.array(PartnerService).max(100),
+  manifest: DataManifest,
   /** An offer nobody answers in this long returns to our queue. */
-  offerTimeoutSeconds: z.number().int().min(5).max(7 * 24 * 3600).default(600),
+  offerTimeoutSeconds: z.number().int().min(5).max(7 * 24 * 3600),
+};
+
+export const PartnerInput = z.object({
+  ...partnerFields,
+  services: partnerFields.services.default([]),
+  manifest: partnerFields.manifest.default({ caseFields: [], constituent: [], timeline: [] }),
+  offerTimeoutSeconds: partnerFields.offerTimeoutSeconds.default(600),
 });
 export type PartnerInput = z.input<typeof PartnerInput>;
 
-export const PartnerPatch = PartnerInput.partial().extend({
+/** Only the fields sent change (no defaults here: a status change must not reset the manifest). */
+export const PartnerPatch = z.object(partnerFields).partial().extend({
   /** Revoked: nothing is sent to it and nothing from it is accepted. */
   status: z.enum(['active', 'revoked']).optional(),
 });

@@ -3,12 +3,19 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import request from 'supertest';
+import twilio from 'twilio';
+import { FakeTwilio } from '../support/fake-twilio.js';
 import type { Handoff, Message, Partner } from '@casebridge/shared';
 import { rowsOf } from '../../server/src/db/client.js';
 import { EXCHANGE_PATH, H, newKeyPair, newNonce, requestPayload, signWith } from '../../server/src/modules/exchange/exchange.signing.js';
 import { backends, eventually, nextEvent, staffApi, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
 
 jest.setTimeout(90_000);
+
+const SID = `AC${'b2'.repeat(16)}`;
+const TOKEN = 'e1'.repeat(16);
+const NUMBER = '+15550002222';
+const TWILIO_BASE = 'https://cases.springfield.example';
 
 /**
  * A TCP relay in front of a partner: it can be cut (an outage: connection refused) and restored on the same
@@ -57,12 +64,17 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
   let aAdmin: StaffSession, aAgent: StaffSession, bAdmin: StaffSession, bAgent: StaffSession;
   let partnerB: Partner; // B as registered at A
   let partnerA: Partner; // A as registered at B
+  let fake: FakeTwilio; // Twilio for A's SMS thread
 
   const as = (h: Harness, s: StaffSession) => staffApi(h, s);
   const q = async <T>(h: Harness, text: ReturnType<typeof sql>) => rowsOf<T>(await h.server.database.db.execute(text));
 
   beforeAll(async () => {
-    [A, B] = await Promise.all([startTestServer(backend, { now: () => new Date(Date.now() + skewA) }), startTestServer(backend)]);
+    fake = (await FakeTwilio.start()).addAccount(SID, TOKEN);
+    [A, B] = await Promise.all([
+      startTestServer(backend, { now: () => new Date(Date.now() + skewA), env: { TWILIO_API_BASE_URL: fake.url } }),
+      startTestServer(backend),
+    ]);
     toB = await relay(new URL(B.url).port ? Number(new URL(B.url).port) : 80);
     [aAdmin, aAgent, bAdmin, bAgent] = await Promise.all([A.login('admin@demo.gov'), A.login('agent@demo.gov'), B.login('admin@demo.gov'), B.login('agent2@demo.gov')]);
     // A registers B (through the relay, so outages can be staged) with a manifest: name and language, the
@@ -89,6 +101,7 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
   afterAll(async () => {
     await toB?.down();
     await Promise.all([A?.close(), B?.close()]);
+    await fake?.close();
   });
 
   /** A constituent starts a chat at A and Avery (agent@demo.gov) takes it. */
@@ -306,7 +319,80 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
       } finally {
         await as(B, bAdmin).patch(`/api/exchange/partners/${partnerA.id}`, { status: 'active' }).expect(200);
       }
+      // Changing the status changed nothing else (the manifest in particular).
+      const after = (await as(B, bAdmin).get(`/api/exchange/partners/${partnerA.id}`).expect(200)).body as Partner;
+      expect(after.manifest).toEqual(partnerA.manifest);
+      expect(after.offerTimeoutSeconds).toBe(partnerA.offerTimeoutSeconds);
     });
+  });
+
+  it('a case handed over without a chat: linked both ways, status and stage mirror in both directions', async () => {
+    const { conv } = await liveChat('Case Only');
+    const aCaseId = (await as(A, aAgent).get(`/api/conversations/${conv.id}`)).body.caseId as string;
+    // A case the agent cannot see is not found; a case and a conversation at once is refused, naming the field.
+    await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, caseId: uuid(), note: 'x' }).expect(404);
+    const both = await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, caseId: aCaseId, conversationId: conv.id, note: 'x' }).expect(400);
+    expect(both.body.error.issues[0].path).toEqual(['conversationId']);
+    const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, caseId: aCaseId, note: 'Case only' }).expect(201)).body as Handoff).id;
+    // Offering the same work twice is refused while the first offer is open.
+    await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, caseId: aCaseId, note: 'again' }).expect(409);
+    await eventually(async () => (await inbound('offered')).some((h) => h.id === handoffId), true, 15_000);
+    const accepted = (await as(B, bAgent).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(200)).body as Handoff;
+    expect(accepted.kind).toBe('case');
+    expect(accepted.conversationId).toBeNull();
+    // B moves the stage; A follows. A resolves; B follows.
+    const bCase = (await as(B, bAgent).get(`/api/cases/${accepted.caseId}`).expect(200)).body;
+    await as(B, bAgent).patch(`/api/cases/${accepted.caseId}`, { version: bCase.version, stage: 'review' }).expect(200);
+    await eventually(async () => (await q<{ stage: string }>(A, sql`select stage from cases where id = ${aCaseId}`))[0]?.stage, 'review', 15_000);
+    const aCase = (await as(A, aAgent).get(`/api/cases/${aCaseId}`).expect(200)).body;
+    await as(A, aAgent).patch(`/api/cases/${aCaseId}`, { version: aCase.version, status: 'resolved' }).expect(200);
+    await eventually(async () => (await q<{ status: string }>(B, sql`select status from cases where id = ${accepted.caseId}`))[0]?.status, 'resolved', 15_000);
+    // Mirroring does not echo: each side recorded each change once.
+    await A.server.app.services.exchange.tick();
+    const mirroredAtB = await q<{ n: number }>(B, sql`select count(*)::int as n from case_events where kind = 'exchange.status_mirrored' and data->>'handoffId' = ${handoffId}`);
+    const mirroredAtA = await q<{ n: number }>(A, sql`select count(*)::int as n from case_events where kind = 'exchange.status_mirrored' and data->>'handoffId' = ${handoffId}`);
+    expect([mirroredAtA[0]!.n, mirroredAtB[0]!.n]).toEqual([1, 1]);
+  });
+
+  it('an SMS thread handed over: the partner’s replies go out by text, and the next text reaches the partner', async () => {
+    await as(A, aAdmin).put('/api/admin/twilio', { accountSid: SID, authToken: TOKEN, publicBaseUrl: TWILIO_BASE, numbers: [NUMBER] }).expect(200);
+    const from = '+15557770001';
+    let n = 0;
+    const text = (body: string) => {
+      const params = { AccountSid: SID, MessageSid: `SM${(++n).toString(16).padStart(32, 'c')}`, From: from, To: NUMBER, Body: body };
+      return A.http
+        .post('/webhooks/twilio/sms')
+        .type('form')
+        .set('X-Twilio-Signature', twilio.getExpectedTwilioSignature(TOKEN, `${TWILIO_BASE}/webhooks/twilio/sms`, params))
+        .send(params);
+    };
+    const agentSocket = await A.staffSocket(aAgent); // an agent who stays online keeps their work
+    expect((await text('My benefits card, again')).status).toBeLessThan(300);
+    let convId = '';
+    await eventually(async () => {
+      const queue = (await as(A, aAgent).get('/api/inbox?view=queue').expect(200)).body.conversations as { id: string; channel: string }[];
+      convId = queue.find((c) => c.channel === 'sms')?.id ?? '';
+      return Boolean(convId);
+    }, true, 10_000);
+    await as(A, aAgent).post(`/api/conversations/${convId}/claim`).expect(200);
+    const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: convId, note: 'By text' }).expect(201)).body as Handoff).id;
+    await eventually(async () => (await inbound('offered')).some((h) => h.id === handoffId), true, 15_000);
+    const accepted = (await as(B, bAgent).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(200)).body as Handoff;
+    const sentTo = () => fake.sentMessages().filter((m) => m.To === from).map((m) => m.Body ?? '');
+    await eventually(async () => sentTo().some((b) => b.includes('County Benefits Office is now helping you')), true, 15_000);
+    await as(B, bAgent).post(`/api/conversations/${accepted.conversationId}/messages`, { clientMessageId: uuid(), body: 'We will text you when it ships.', visibility: 'public' }).expect(201);
+    await eventually(async () => sentTo().includes('Jordan Agent (County Benefits Office): We will text you when it ships.'), true, 15_000).catch(async (err: Error) => {
+      const outB = await q(B, sql`select seq, event->>'kind' as kind, attempts, sent_at, failed_at, last_error from exchange_outbox where handoff_id = ${handoffId}`);
+      const msgsA = await q(A, sql`select author_kind, body, delivery_status from messages where conversation_id = ${convId} order by seq`);
+      throw new Error(`${err.message}; texts sent: ${JSON.stringify(sentTo())} outbox B ${JSON.stringify(outB)} messages A ${JSON.stringify(msgsA)}`);
+    });
+    expect((await text('Thanks, my address changed though')).status).toBeLessThan(300);
+    await eventually(
+      async () => ((await as(B, bAgent).get(`/api/conversations/${accepted.conversationId}/messages`).expect(200)).body.messages as Message[]).some((m) => m.body === 'Thanks, my address changed though'),
+      true,
+      15_000,
+    );
+    agentSocket.close();
   });
 
   it('admins manage partners with clear errors; agents cannot', async () => {

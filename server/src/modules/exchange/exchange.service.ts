@@ -95,6 +95,8 @@ export class ExchangeService {
   private readonly endingFromPartner = new Set<string>();
   /** Relays of one conversation run one after another, so the partner receives them in the order written. */
   private readonly relayChains = new Map<string, Promise<void>>();
+  /** Ids of messages already relayed by this node (bounded; a message is reported within one call). */
+  private readonly relayed = new Set<string>();
 
   constructor(private readonly d: ExchangeDeps) {}
 
@@ -940,9 +942,14 @@ export class ExchangeService {
    * accepted handoff cross over: the constituent's on the sending side, the agent's on the receiving side.
    * Never throws and never delays the sender: the work happens after the acknowledgement.
    */
-  messageCreated(message: Message, conv: { id: string; caseId: string; exchangeAccepted?: boolean }): void {
+  messageCreated(message: Message, conv: { id: string; caseId?: string; exchangeAccepted?: boolean }): void {
     // The conversation view already says whether it is handed over: most messages cost nothing here.
     if (message.visibility !== 'public' || conv.exchangeAccepted === false) return;
+    // Two hooks may report one message (the send path's relay and the notifier, which also sees texts that
+    // arrive by SMS): each message crosses once.
+    if (this.relayed.has(message.id)) return;
+    this.relayed.add(message.id);
+    if (this.relayed.size > 5000) this.relayed.delete(this.relayed.values().next().value!);
     const prev = this.relayChains.get(conv.id) ?? Promise.resolve();
     const next = prev
       .then(() => this.relay(message, conv))
@@ -953,12 +960,13 @@ export class ExchangeService {
     this.relayChains.set(conv.id, next);
   }
 
-  private async relay(message: Message, conv: { id: string; caseId: string }): Promise<void> {
-    const h = (await this.d.repo.openFor({ conversationId: conv.id })) ?? (await this.d.repo.openFor({ caseId: conv.caseId }));
+  private async relay(message: Message, conv: { id: string; caseId?: string }): Promise<void> {
+    const h = (await this.d.repo.openFor({ conversationId: conv.id })) ?? (conv.caseId ? await this.d.repo.openFor({ caseId: conv.caseId }) : undefined);
     if (!h || h.state !== 'accepted') return;
     const author = message.author;
-    // The sending side relays what the constituent writes; the receiving side what its agents answer.
-    if (h.direction === 'outbound' && author.kind !== 'constituent') return;
+    // The sending side relays what the constituent writes (and anything a supervisor there still says in
+    // public, so the two threads never differ); the receiving side what its agents answer. System notices stay.
+    if (author.kind === 'system') return;
     if (h.direction === 'inbound' && author.kind !== 'agent') return;
     const partner = await this.d.repo.partner(h.partnerId);
     if (!partner || partner.status !== 'active' || !partner.manifest.timeline.includes('public_messages')) return;
