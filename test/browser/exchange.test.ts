@@ -119,6 +119,14 @@ describe('Service Exchange in Chromium', () => {
     await expect(axeViolations(aPage)).resolves.toEqual([]);
     await aPage.screenshot({ path: join(shots, 'exchange-handed.png') });
     await site.screenshot({ path: join(shots, 'exchange-widget.png') });
+
+    // The case page says the same, and its timeline reads the handoff as sentences.
+    await aPage.goto(`${A.url}/console/cases/${conv!.caseId}`);
+    await aPage.getByText(/Handed to County Benefits Office/).waitFor();
+    await aPage.getByText(/Avery Agent offered this to County Benefits Office: “Benefits card: your office issues it”/).waitFor();
+    await aPage.getByText(/County Benefits Office accepted \(their case/).waitFor();
+    await expect(axeViolations(aPage)).resolves.toEqual([]);
+    await aPage.screenshot({ path: join(shots, 'exchange-case.png') });
   });
 
   it('the admin Partners page shows partners, the manifest and keys, with errors next to the field', async () => {
