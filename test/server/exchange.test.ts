@@ -111,6 +111,13 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
     await as(A, aAgent).post(`/api/conversations/${conv.id}/claim`).expect(200);
     return { token, conv };
   }
+  /** Runs A's worker until `fn` gives `expected` (a pass may be skipped while another holds the worker's lock). */
+  const tickUntil = <T>(fn: () => Promise<T>, expected: T) =>
+    eventually(async () => {
+      await A.server.app.services.exchange.tick();
+      return fn();
+    }, expected, 10_000);
+  const statusAtA = async (id: string) => (await as(A, aAgent).get(`/api/conversations/${id}`)).body.status as string;
   const inbound = async (state?: string) =>
     (await as(B, bAgent).get(`/api/exchange/handoffs?direction=inbound${state ? `&state=${state}` : ''}`).expect(200)).body.handoffs as Handoff[];
 
@@ -224,9 +231,11 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
     const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, note: 'Please take this' }).expect(201)).body as Handoff).id;
     await eventually(async () => (await inbound('offered')).some((h) => h.id === handoffId), true, 15_000);
     skewA = 301_000; // A's clock passes the 300 s answer time
-    await A.server.app.services.exchange.tick();
-    skewA = 0;
-    expect((await as(A, aAgent).get(`/api/conversations/${conv.id}`)).body.status).toBe('queued');
+    try {
+      await tickUntil(() => statusAtA(conv.id), 'queued');
+    } finally {
+      skewA = 0;
+    }
     await eventually(async () => (await inbound()).find((h) => h.id === handoffId)?.state, 'expired', 15_000);
     const [bCase] = await q<{ status: string }>(B, sql`select k.status from exchange_handoffs h join cases k on k.id = h.case_id where h.handoff_id = ${handoffId}`);
     expect(bCase!.status).toBe('cancelled');
@@ -324,6 +333,48 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
       expect(after.manifest).toEqual(partnerA.manifest);
       expect(after.offerTimeoutSeconds).toBe(partnerA.offerTimeoutSeconds);
     });
+  });
+
+  it('an offer that lapses while the partner is down is never delivered; the work is back in the queue', async () => {
+    await toB.down();
+    let handoffId = '';
+    const { conv } = await liveChat('Lapsed During Outage');
+    try {
+      handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, note: 'Never arrives' }).expect(201)).body as Handoff).id;
+      await A.server.app.services.exchange.tick();
+      skewA = 301_000;
+      await tickUntil(() => statusAtA(conv.id), 'queued');
+    } finally {
+      skewA = 0;
+      await toB.up();
+    }
+    await A.server.app.services.exchange.tick();
+    await eventually(async () => ((await as(A, aAdmin).get(`/api/exchange/partners/${partnerB.id}`)).body as Partner).pending, 0, 10_000);
+    expect((await inbound()).some((h) => h.id === handoffId)).toBe(false);
+  });
+
+  it('an accept that crosses the offer’s lapse: the partner’s side closes and says so, nothing is left half-open', async () => {
+    const { conv } = await liveChat('Crossed Answers');
+    const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, note: 'Race' }).expect(201)).body as Handoff).id;
+    await eventually(async () => (await inbound('offered')).some((h) => h.id === handoffId), true, 15_000);
+    await toB.down(); // A's withdrawal waits in its outbox while B accepts
+    let accepted: Handoff;
+    try {
+      skewA = 301_000;
+      await tickUntil(() => statusAtA(conv.id), 'queued');
+      skewA = 0;
+      accepted = (await as(B, bAgent).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(200)).body as Handoff;
+    } finally {
+      skewA = 0;
+      await toB.up();
+    }
+    await eventually(async () => (await inbound()).find((h) => h.id === handoffId)?.state, 'expired', 15_000);
+    await eventually(async () => (await as(B, bAgent).get(`/api/conversations/${accepted.conversationId}`)).body.status, 'ended', 10_000);
+    const notes = (await as(B, bAgent).get(`/api/conversations/${accepted.conversationId}/messages`).expect(200)).body.messages as Message[];
+    expect(notes.some((m) => m.visibility === 'internal' && m.body.includes('withdrew this handoff'))).toBe(true);
+    // A never handed it over: still its own, waiting in the queue, and nothing of B's reply path is open.
+    const mine = (await as(A, aAgent).get(`/api/exchange/handoffs?conversationId=${conv.id}`).expect(200)).body.handoffs as Handoff[];
+    expect(mine[0]!.state).toBe('expired');
   });
 
   it('a case handed over without a chat: linked both ways, status and stage mirror in both directions', async () => {

@@ -255,6 +255,24 @@ export class ExchangeRepository {
     return this.db.select().from(exchangeOutbox).where(inArray(exchangeOutbox.id, ids)).orderBy(exchangeOutbox.createdAt);
   }
 
+  /** Events of a handoff not yet sent and not being sent right now: dropped. Returns their kinds. */
+  async cancelUnsent(tx: Tx, handoffId: string, partnerId: string): Promise<string[]> {
+    const rows = await tx
+      .update(exchangeOutbox)
+      .set({ failedAt: sql`now()`, lastError: 'withdrawn before delivery' })
+      .where(
+        and(
+          eq(exchangeOutbox.handoffId, handoffId),
+          eq(exchangeOutbox.partnerId, partnerId),
+          isNull(exchangeOutbox.sentAt),
+          isNull(exchangeOutbox.failedAt),
+          sql`(${exchangeOutbox.lockedUntil} is null or ${exchangeOutbox.lockedUntil} < now())`,
+        ),
+      )
+      .returning({ event: exchangeOutbox.event });
+    return rows.map((r) => r.event.kind);
+  }
+
   async markSent(id: string): Promise<void> {
     await this.db.update(exchangeOutbox).set({ sentAt: sql`now()`, lockedUntil: null, lastError: null }).where(eq(exchangeOutbox.id, id));
   }
@@ -279,7 +297,7 @@ export class ExchangeRepository {
       .select({
         partnerId: exchangeOutbox.partnerId,
         pending: sql<number>`count(*) filter (where ${exchangeOutbox.sentAt} is null and ${exchangeOutbox.failedAt} is null)::int`,
-        lastError: sql<string | null>`(array_agg(${exchangeOutbox.lastError} order by ${exchangeOutbox.createdAt} desc) filter (where ${exchangeOutbox.lastError} is not null and ${exchangeOutbox.sentAt} is null))[1]`,
+        lastError: sql<string | null>`(array_agg(${exchangeOutbox.lastError} order by ${exchangeOutbox.createdAt} desc) filter (where ${exchangeOutbox.lastError} is not null and ${exchangeOutbox.sentAt} is null and ${exchangeOutbox.failedAt} is null))[1]`,
       })
       .from(exchangeOutbox)
       .where(inArray(exchangeOutbox.partnerId, partnerIds))

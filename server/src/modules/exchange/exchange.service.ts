@@ -488,11 +488,26 @@ export class ExchangeService {
   }
 
   /** Declined here, or withdrawn / lapsed on the other side: the linked case is cancelled with the reason. */
-  private async closeInbound(h: HandoffRow, state: 'declined' | 'expired', reason: string, p?: StaffPrincipal): Promise<boolean> {
+  private async closeInbound(
+    h: HandoffRow,
+    state: 'declined' | 'expired',
+    reason: string,
+    p?: StaffPrincipal,
+    from: HandoffRow['state'][] = ['offered'],
+  ): Promise<boolean> {
     const kase = h.caseId ? await this.d.cases.findById(h.caseId) : undefined;
+    const partnerName = (await this.d.repo.partner(h.partnerId))?.name ?? 'The partner agency';
     const changed = await this.d.db.transaction(async (tx) => {
-      const row = await this.d.repo.transition(tx, h.id, ['offered'], { state, reason, decidedAt: new Date().toISOString() });
+      const row = await this.d.repo.transition(tx, h.id, from, { state, reason, decidedAt: new Date().toISOString() });
       if (!row) return undefined;
+      let ended: { id: string; note: Awaited<ReturnType<MessageRepository['append']>> } | undefined;
+      if (h.conversationId && (await this.d.conversations.end(h.conversationId, tx))) {
+        const note = await this.d.messages.append(
+          { conversationId: h.conversationId, clientMessageId: `xchg:${h.handoffId}:withdrawn`, authorKind: 'system', visibility: 'internal', body: `${partnerName} withdrew this handoff (${reason}): the constituent is no longer connected here.`, channel: 'web' },
+          tx,
+        );
+        ended = { id: h.conversationId, note };
+      }
       let after: CaseRow | undefined;
       if (kase && kase.status !== 'cancelled' && kase.status !== 'closed') {
         after = await this.d.cases.update(tx, kase.id, kase.version, { status: 'cancelled' });
@@ -515,9 +530,16 @@ export class ExchangeService {
           : { agencyId: h.agencyId, actorKind: 'system', actorId: null, action: 'exchange.withdrawn', objectType: 'case', objectId: h.caseId ?? h.handoffId, outcome: 'success', detail: { handoffId: h.handoffId, partnerId: h.partnerId } },
         tx,
       );
-      return { after };
+      return { after, ended };
     });
     if (changed?.after) this.d.announceCase(changed.after);
+    if (changed?.ended) {
+      const view = await this.d.conversations.findView(changed.ended.id);
+      if (view) {
+        this.d.notifier.messageCreated(toMessage(changed.ended.note.message), view);
+        this.d.notifier.conversationUpdated(toSummary(view));
+      }
+    }
     return Boolean(changed);
   }
 
@@ -584,8 +606,10 @@ export class ExchangeService {
       case 'decline':
         return this.partnerDecided(partner, event);
       case 'withdraw': {
+        // Also after our accept: they gave up waiting before our answer reached them (it crossed with this), so
+        // the work is theirs again and our side closes rather than chat into nothing.
         const h = await this.linked(partner, event.handoffId, 'inbound');
-        const closed = h.state === 'offered' ? await this.closeInbound(h, 'expired', event.data.reason) : false;
+        const closed = h.state === 'offered' || h.state === 'accepted' ? await this.closeInbound(h, 'expired', event.data.reason, undefined, [h.state]) : false;
         return { withdrawn: closed, state: closed ? 'expired' : h.state };
       }
       case 'message':
@@ -804,7 +828,10 @@ export class ExchangeService {
           data: { handoffId: h.handoffId, reason, requeued },
         });
       }
-      if (state === 'expired') {
+      // An offer still waiting in our outbox (the partner was down all along) is simply never sent; otherwise the
+      // partner is told to withdraw it (its own copy also lapses at the same time, should that call be lost).
+      const cancelled = state === 'expired' ? await this.d.repo.cancelUnsent(tx, h.handoffId, h.partnerId) : [];
+      if (state === 'expired' && !cancelled.includes('offer')) {
         await this.d.repo.enqueue(tx, h.id, h.partnerId, (seq) => ({ kind: 'withdraw', handoffId: h.handoffId, seq, data: { reason } }));
       }
       await this.d.audit.record(
