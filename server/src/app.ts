@@ -605,7 +605,16 @@ export function createApp(o: AppOptions): App {
   api.use(notFoundApi);
   app.use('/api', api);
   // Partner agencies call this one fixed, signed endpoint (no session, no cookies).
-  app.use(exchangeInboundRoutes({ exchange, repo: exchangeRepo, box: exchangeBox, audit: repos.audit, logger: o.logger }));
+  app.use(
+    exchangeInboundRoutes({
+      exchange,
+      repo: exchangeRepo,
+      box: exchangeBox,
+      audit: repos.audit,
+      logger: o.logger,
+      refusals: new Limiter('exchange-refusals-ip', { points: 100, duration: 600 }, o.limiterStore),
+    }),
+  );
   app.use(
     twilioWebhookRoutes({
       settings: twilioSettings,

@@ -472,4 +472,29 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
     const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, note: 'After rotation' }).expect(201)).body as Handoff).id;
     await eventually(async () => (await inbound('offered')).some((h) => h.id === handoffId), true, 15_000);
   });
+  it('only agents of the group the partner’s routing chose may answer an offer', async () => {
+    const { token, conv } = await liveChat('Wrong Group');
+    const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, note: 'Benefits only' }).expect(201)).body as Handoff).id;
+    await eventually(async () => (await inbound('offered')).some((h) => h.id === handoffId), true, 15_000);
+    // As if B's routing had chosen Benefits: Avery (General, Permits) cannot see it; Jordan (Benefits) can.
+    await B.server.database.db.execute(sql`update exchange_handoffs set group_id = (select id from groups where name = 'Benefits') where handoff_id = ${handoffId}`);
+    const bAvery = await B.login('agent@demo.gov');
+    await as(B, bAvery).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(404);
+    expect(((await as(B, bAvery).get('/api/exchange/handoffs?direction=inbound').expect(200)).body.handoffs as Handoff[]).some((h) => h.id === handoffId)).toBe(false);
+    await as(B, bAdmin).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(403);
+    // A constituent's widget token opens nothing here; an agent of A cannot answer A's own offer as if inbound.
+    await A.http.get('/api/exchange/handoffs').set('Authorization', `Bearer ${token}`).expect(403);
+    await as(A, aAgent).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(404);
+    await as(B, bAgent).post(`/api/exchange/handoffs/${handoffId}/decline`, { reason: 'Test over' }).expect(200);
+  });
+
+  // Last: it spends this address's budget of audited refusals.
+  it('a flood of unsigned calls is refused without a flood of audit rows', async () => {
+    const count = async () => Number((await q<{ n: number }>(B, sql`select count(*)::int as n from audit_log where action = 'exchange.inbound_refused'`))[0]!.n);
+    const before = await count();
+    for (let i = 0; i < 130; i++) await request(B.url).post(EXCHANGE_PATH).send('{}').expect(401);
+    const written = (await count()) - before;
+    expect(written).toBeGreaterThan(0);
+    expect(written).toBeLessThanOrEqual(100);
+  });
 });

@@ -10,6 +10,7 @@ import type { ExchangeRepository, PartnerRow } from './exchange.repository.js';
 import type { ExchangeService } from './exchange.service.js';
 import { EXCHANGE_PATH, H, MAX_SKEW_MS, responsePayload, signWith, verifyWith, requestPayload, withinSkew } from './exchange.signing.js';
 import type { SecretBox } from '../../lib/secret-box.js';
+import type { Limiter } from '../../lib/rate-limit.js';
 
 const IdParam = z.object({ id: Id });
 const KeyParam = z.object({ id: Id, keyId: z.string().min(1).max(80) });
@@ -91,9 +92,12 @@ export function exchangeInboundRoutes(deps: {
   box: SecretBox;
   audit: AuditRepository;
   logger: Logger;
+  /** Refused calls audited per IP: past the budget they are still refused, but no longer each written down. */
+  refusals: Limiter;
 }): Router {
   const r = Router();
   r.post(EXCHANGE_PATH, express.raw({ type: () => true, limit: '256kb' }), async (req: Request, res: Response) => {
+    const ip = req.ip ?? 'unknown';
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const header = (name: string) => {
       const v = req.headers[name];
@@ -106,7 +110,9 @@ export function exchangeInboundRoutes(deps: {
     const signature = header(H.signature);
 
     const refuse = async (reason: string, partner?: PartnerRow) => {
-      await deps.audit
+      // A flood of junk must not become a flood of audit rows; partners' signed calls are never counted here.
+      const flooding = await deps.refusals.consume(ip).then(() => false, () => true);
+      if (!flooding) await deps.audit
         .record({
           agencyId: partner?.agencyId ?? null,
           actorKind: 'anonymous',
