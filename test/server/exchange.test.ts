@@ -485,6 +485,11 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
     // A constituent's widget token opens nothing here; an agent of A cannot answer A's own offer as if inbound.
     await A.http.get('/api/exchange/handoffs').set('Authorization', `Bearer ${token}`).expect(403);
     await as(A, aAgent).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(404);
+    // B's own manifest must let its replies cross back before a live chat can be taken.
+    await as(B, bAdmin).patch(`/api/exchange/partners/${partnerA.id}`, { manifest: { caseFields: [], constituent: [], timeline: [] } }).expect(200);
+    const refused = await as(B, bAgent).post(`/api/exchange/handoffs/${handoffId}/accept`).expect(409);
+    expect(refused.body.error.message).toMatch(/does not let messages cross/);
+    await as(B, bAdmin).patch(`/api/exchange/partners/${partnerA.id}`, { manifest: partnerA.manifest }).expect(200);
     await as(B, bAgent).post(`/api/exchange/handoffs/${handoffId}/decline`, { reason: 'Test over' }).expect(200);
   });
 

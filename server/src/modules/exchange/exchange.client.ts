@@ -1,5 +1,5 @@
 import type { ExchangeEvent } from '@casebridge/shared';
-import { EXCHANGE_PATH, H, newNonce, requestPayload, responsePayload, signWith, verifyWith } from './exchange.signing.js';
+import { EXCHANGE_PATH, H, newNonce, requestPayload, responsePayload, signWith, verifyWith, withinSkew } from './exchange.signing.js';
 
 export interface SendResult {
   /** Delivered and answered with a valid signature. */
@@ -55,7 +55,7 @@ export async function sendEvent(opts: {
   const answerTs = res.headers.get(H.timestamp) ?? '';
   const answerSig = res.headers.get(H.signature) ?? '';
   const key = opts.theirKeys.find((k) => k.keyId === keyId);
-  const signed = Boolean(key) && verifyWith(key!.publicKey, responsePayload(res.status, nonce, answerTs, text), answerSig);
+  const signed = Boolean(key) && withinSkew(answerTs, Date.now()) && verifyWith(key!.publicKey, responsePayload(res.status, nonce, answerTs, text), answerSig);
   if (!signed) {
     // An unsigned answer proves nothing (a proxy, an outage page, someone else): keep the event and try again.
     return { ok: false, retry: true, status: res.status, error: `answer ${res.status} not signed by the partner` };

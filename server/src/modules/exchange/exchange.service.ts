@@ -404,6 +404,10 @@ export class ExchangeService {
     const kase = h.caseId ? await this.d.cases.findById(h.caseId) : undefined;
     if (!kase) throw new AppError('CONFLICT', 'The linked case no longer exists');
     const partner = (await this.d.repo.partner(h.partnerId))!;
+    // Our replies must be allowed to cross back, or the constituent would never hear from us.
+    if (h.kind === 'conversation' && !partner.manifest.timeline.includes('public_messages')) {
+      throw new AppError('CONFLICT', `Our data-sharing manifest for ${partner.name} does not let messages cross: an admin must allow them before a live chat can be taken`);
+    }
     const shared = h.shared ?? ({} as SharedCase);
     const done = await this.d.db.transaction(async (tx) => {
       const row = await this.d.repo.transition(tx, h.id, ['offered'], { state: 'accepted', acceptedBy: p.displayName, decidedAt: new Date().toISOString() });
