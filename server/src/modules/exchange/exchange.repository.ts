@@ -173,13 +173,14 @@ export class ExchangeRepository {
 
   async list(
     agencyId: string,
-    f: { direction?: HandoffRow['direction']; state?: HandoffRow['state']; conversationId?: string; caseId?: string },
+    f: { direction?: HandoffRow['direction']; state?: HandoffRow['state']; conversationId?: string; caseId?: string; handoffId?: string },
   ): Promise<(HandoffRow & { partnerName: string; groupName: string | null })[]> {
     const conds = [eq(exchangeHandoffs.agencyId, agencyId)];
     if (f.direction) conds.push(eq(exchangeHandoffs.direction, f.direction));
     if (f.state) conds.push(eq(exchangeHandoffs.state, f.state));
     if (f.conversationId) conds.push(eq(exchangeHandoffs.conversationId, f.conversationId));
     if (f.caseId) conds.push(eq(exchangeHandoffs.caseId, f.caseId));
+    if (f.handoffId) conds.push(eq(exchangeHandoffs.handoffId, f.handoffId));
     const rows = await this.db
       .select({ h: exchangeHandoffs, partnerName: exchangePartners.name, groupName: groups.name })
       .from(exchangeHandoffs)
@@ -207,7 +208,8 @@ export class ExchangeRepository {
   async releaseConversation(tx: Tx, conversationId: string): Promise<boolean> {
     const rows = await tx
       .update(conversations)
-      .set({ assigneeId: null, assignedBy: null, version: sql`${conversations.version} + 1`, updatedAt: sql`now()` })
+      // In progress (elsewhere): never back in our queue, where someone here could take it.
+      .set({ status: 'active', assigneeId: null, assignedBy: null, version: sql`${conversations.version} + 1`, updatedAt: sql`now()` })
       .where(and(eq(conversations.id, conversationId), ne(conversations.status, 'ended')))
       .returning({ id: conversations.id });
     return rows.length > 0;

@@ -580,7 +580,7 @@ export class ExchangeService {
   }
 
   private async viewOf(agencyId: string, handoffId: string, direction: HandoffRow['direction']): Promise<Handoff> {
-    const [row] = (await this.d.repo.list(agencyId, {})).filter((r) => r.handoffId === handoffId && r.direction === direction);
+    const [row] = await this.d.repo.list(agencyId, { handoffId, direction });
     return (await this.withReferences([row!]))[0]!;
   }
 
@@ -594,7 +594,7 @@ export class ExchangeService {
   }
 
   async get(p: StaffPrincipal, handoffId: string): Promise<Handoff[]> {
-    const rows = (await this.d.repo.list(p.agencyId, {})).filter((r) => r.handoffId === handoffId);
+    const rows = await this.d.repo.list(p.agencyId, { handoffId });
     const visible = rows.filter((r) => p.role === 'admin' || p.groupIds.includes(r.groupId ?? '') || r.offeredBy === p.userId);
     if (!visible.length) throw new AppError('NOT_FOUND', 'Handoff not found');
     return this.withReferences(visible);
@@ -771,6 +771,7 @@ export class ExchangeService {
       }
       const after = await this.d.conversations.findView(liveConv.id);
       if (after) this.d.notifier.conversationUpdated(toSummary(after), liveConv);
+      if (liveConv.status === 'queued') await this.d.queue.announce(liveConv.groupId).catch(() => undefined);
     }
     if (h.offeredBy) this.d.routing.agentFreed(h.offeredBy);
     if (h.caseId) {
