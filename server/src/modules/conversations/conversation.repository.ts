@@ -16,8 +16,11 @@ export type ConversationView = ConversationRow & {
   constituentPhone: string | null;
   textsTo: string | null;
   textOptedOut: boolean;
-  /** Handed to a partner agency, accepted (#10): its public messages cross over. */
-  exchangeAccepted: boolean;
+  /**
+   * In a handoff to or from a partner agency (#10) that is being offered or was accepted: its public messages
+   * may cross over. Offered counts too, so a message stored while the partner accepts is never skipped.
+   */
+  exchangeOpen: boolean;
   groupName: string;
   assigneeName: string | null;
   preview: string | null;
@@ -44,7 +47,7 @@ const viewColumns = {
   textOptedOut: sql<boolean>`coalesce((select ci.opted_out_at is not null from ${channelIdentities} ci
     where ci.id = case when ${conversations.channel} = 'sms' then ${conversations.channelIdentityId} else ${conversations.textIdentityId} end), false)`,
   // Read with the conversation so the send path needs no query of its own to know (most are never handed over).
-  exchangeAccepted: sql<boolean>`exists (select 1 from ${exchangeHandoffs} h where h.state = 'accepted'
+  exchangeOpen: sql<boolean>`exists (select 1 from ${exchangeHandoffs} h where h.state in ('sending', 'offered', 'accepted')
     and (h.conversation_id = ${conversations.id} or h.case_id = ${conversations.caseId}))`,
   // The newest message, found through the (conversation_id, seq) unique index.
   preview: sql<string | null>`(select left(m.body, ${PREVIEW_CHARS}) from ${messages} m

@@ -974,9 +974,9 @@ export class ExchangeService {
    * accepted handoff cross over: the constituent's on the sending side, the agent's on the receiving side.
    * Never throws and never delays the sender: the work happens after the acknowledgement.
    */
-  messageCreated(message: Message, conv: { id: string; caseId?: string; exchangeAccepted?: boolean }): void {
+  messageCreated(message: Message, conv: { id: string; caseId?: string; exchangeOpen?: boolean }): void {
     // The conversation view already says whether it is handed over: most messages cost nothing here.
-    if (message.visibility !== 'public' || conv.exchangeAccepted === false) return;
+    if (message.visibility !== 'public' || conv.exchangeOpen === false) return;
     // Two hooks may report one message (the send path's relay and the notifier, which also sees texts that
     // arrive by SMS): each message crosses once.
     if (this.relayed.has(message.id)) return;
