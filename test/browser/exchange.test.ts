@@ -129,6 +129,35 @@ describe('Service Exchange in Chromium', () => {
     await aPage.screenshot({ path: join(shots, 'exchange-case.png') });
   });
 
+  it('the partner declines with a reason; the chat comes back to the queue in its place and says why', async () => {
+    const { token } = await A.widgetSession();
+    const conv = await A.startConversation(token, { name: 'Declined Resident', message: 'Is this the right office?' });
+    const avery = await A.login('agent@demo.gov');
+    await staffApi(A, avery).post(`/api/conversations/${conv.id}/claim`).expect(200);
+    await staffApi(A, avery)
+      .post('/api/exchange/handoffs', { partnerId: (await staffApi(A, avery).get('/api/exchange/partners/options').expect(200)).body.partners[0].id, conversationId: conv.id, note: 'Maybe yours?' })
+      .expect(201);
+
+    const bPage = await signIn(B, 'agent2@demo.gov');
+    await bPage.getByRole('link', { name: 'Partner offers' }).click();
+    const card = bPage.getByRole('listitem').filter({ hasText: 'Maybe yours?' });
+    await card.waitFor({ timeout: 20_000 });
+    await card.getByRole('button', { name: 'Decline…' }).click();
+    await card.getByRole('button', { name: 'Decline', exact: true }).click();
+    await card.getByText('Say why you decline: the other agency sees it.').waitFor();
+    expect(await card.getByLabel('Why decline?').getAttribute('aria-invalid')).toBe('true');
+    await expect(axeViolations(bPage)).resolves.toEqual([]);
+    await card.getByLabel('Why decline?').fill('We only handle county benefits');
+    await card.getByRole('button', { name: 'Decline', exact: true }).click();
+    await bPage.getByText(/Declined\. City of Springfield gets the work back/).waitFor();
+
+    const aPage = await signIn(A, 'agent@demo.gov');
+    await aPage.goto(`${A.url}/console/conversations/${conv.id}`);
+    await aPage.getByText(/County Benefits Office declined: “We only handle county benefits”\. The conversation came back to the queue in its place\./).waitFor({ timeout: 20_000 });
+    await expect(axeViolations(aPage)).resolves.toEqual([]);
+    await aPage.screenshot({ path: join(shots, 'exchange-declined.png') });
+  });
+
   it('the admin Partners page shows partners, the manifest and keys, with errors next to the field', async () => {
     const page = await signIn(A, 'admin@demo.gov');
     await page.getByRole('link', { name: 'Partners' }).click();
