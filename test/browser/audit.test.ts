@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser } from 'playwright-core';
-import { axeViolations, launchBrowser } from '../support/browser.js';
+import { axeViolations, consoleSignIn, launchBrowser } from '../support/browser.js';
 import { DEMO_PASSWORD, staffApi, startTestServer, uuid, type Harness } from '../support/harness.js';
 import { repoRoot } from '../support/process.js';
 
@@ -25,16 +25,7 @@ describe('audit log and sensitive data in the console, in Chromium', () => {
     await h?.close();
   });
 
-  const signIn = async (email: string) => {
-    const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-    const page = await ctx.newPage();
-    await page.goto(`${h.url}/console/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(DEMO_PASSWORD);
-    await page.getByLabel('Password').press('Enter');
-    await page.getByText('Live', { exact: true }).waitFor();
-    return { ctx, page };
-  };
+  const signIn = (email: string) => consoleSignIn(browser, h.url, email, DEMO_PASSWORD);
 
   it('an admin finds refusals by actor and outcome with the keyboard, pages, and exports CSV; 0 axe violations', async () => {
     // Something to find: an agent is refused twice.

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser } from 'playwright-core';
-import { axeViolations, launchBrowser } from '../support/browser.js';
+import { axeViolations, consoleSignIn, launchBrowser } from '../support/browser.js';
 import { DEMO_PASSWORD, startTestServer, type Harness } from '../support/harness.js';
 import { repoRoot } from '../support/process.js';
 
@@ -24,16 +24,7 @@ describe('staff and groups administration, in Chromium', () => {
     await h?.close();
   });
 
-  const signIn = async (email: string, password = DEMO_PASSWORD) => {
-    const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-    const page = await ctx.newPage();
-    await page.goto(`${h.url}/console/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByLabel('Password').press('Enter');
-    await page.getByText('Live', { exact: true }).waitFor();
-    return { ctx, page };
-  };
+  const signIn = (email: string, password = DEMO_PASSWORD) => consoleSignIn(browser, h.url, email, password);
 
   it('an admin adds a group and a colleague in it by keyboard; the colleague signs in to that group; 0 axe violations', async () => {
     const { ctx, page } = await signIn('admin@demo.gov');

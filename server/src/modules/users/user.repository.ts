@@ -103,13 +103,7 @@ export class UserRepository {
       .leftJoin(groupMemberships, eq(groupMemberships.userId, users.id))
       .where(eq(users.agencyId, agencyId))
       .orderBy(asc(users.displayName), asc(users.email));
-    const byId = new Map<string, Omit<(typeof rows)[number], 'groupId'> & { groupIds: string[] }>();
-    for (const { groupId, ...u } of rows) {
-      const entry = byId.get(u.id) ?? { ...u, groupIds: [] };
-      if (groupId) entry.groupIds.push(groupId);
-      byId.set(u.id, entry);
-    }
-    return [...byId.values()];
+    return withGroupIds(rows);
   }
 
   async setPassword(userId: string, passwordHash: string): Promise<void> {
@@ -176,12 +170,17 @@ export class UserRepository {
       .leftJoin(groupMemberships, eq(groupMemberships.userId, users.id))
       .where(and(eq(users.agencyId, agencyId), isNull(users.disabledAt)))
       .orderBy(asc(users.displayName));
-    const byId = new Map<string, Omit<(typeof rows)[number], 'groupId'> & { groupIds: string[] }>();
-    for (const { groupId, ...u } of rows) {
-      const entry = byId.get(u.id) ?? { ...u, groupIds: [] };
-      if (groupId) entry.groupIds.push(groupId);
-      byId.set(u.id, entry);
-    }
-    return [...byId.values()];
+    return withGroupIds(rows);
   }
+}
+
+/** One row per user with their memberships gathered, from a user ⟕ membership join (in the join's order). */
+function withGroupIds<R extends { id: string; groupId: string | null }>(rows: R[]): (Omit<R, 'groupId'> & { groupIds: string[] })[] {
+  const byId = new Map<string, Omit<R, 'groupId'> & { groupIds: string[] }>();
+  for (const { groupId, ...u } of rows) {
+    const entry = byId.get(u.id) ?? { ...u, groupIds: [] };
+    if (groupId) entry.groupIds.push(groupId);
+    byId.set(u.id, entry);
+  }
+  return [...byId.values()];
 }
