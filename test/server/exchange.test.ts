@@ -443,7 +443,9 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
       true,
       15_000,
     );
-    agentSocket.close();
+    // The socket stays open to the end: an agent whose last socket closes goes offline, and their unanswered
+    // conversations go back to the queue (later tests hold some).
+    expect(agentSocket.connected).toBe(true);
   });
 
   it('admins manage partners with clear errors; agents cannot', async () => {
@@ -472,6 +474,29 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
     const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, note: 'After rotation' }).expect(201)).body as Handoff).id;
     await eventually(async () => (await inbound('offered')).some((h) => h.id === handoffId), true, 15_000);
   });
+  it('an offer naming one of the partner’s services lands where the partner’s own routing sends that service', async () => {
+    const [svc] = await q<{ id: string; title: string; case_type_id: string; prefix: string; group_name: string }>(
+      B,
+      sql`select s.id, s.title->>'en' as title, s.case_type_id, t.prefix, g.name as group_name from service_definitions s
+        join case_types t on t.id = s.case_type_id join groups g on g.id = t.default_group_id
+        where s.published and 'web' = any(s.channels) and g.name <> 'General' order by s.created_at limit 1`,
+    );
+    expect(svc).toBeTruthy();
+    const expected = (await as(B, bAdmin).post('/api/admin/routing-rules/test', { serviceId: svc!.id, caseTypeId: svc!.case_type_id }).expect(200)).body as { groupName: string };
+    // A lists the service for its agents; naming a service the partner does not accept is refused.
+    await as(A, aAdmin).patch(`/api/exchange/partners/${partnerB.id}`, { services: [{ id: svc!.id, title: svc!.title }] }).expect(200);
+    const { conv } = await liveChat('Needs A Service');
+    const unknown = await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, serviceId: uuid(), note: 'x' }).expect(400);
+    expect(unknown.body.error.issues[0].path).toEqual(['serviceId']);
+    const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, serviceId: svc!.id, note: 'Yours' }).expect(201)).body as Handoff).id;
+    await eventually(async () => (await as(B, bAdmin).get('/api/exchange/handoffs?direction=inbound').expect(200)).body.handoffs.some((h: Handoff) => h.id === handoffId), true, 15_000);
+    const offer = ((await as(B, bAdmin).get('/api/exchange/handoffs?direction=inbound').expect(200)).body.handoffs as Handoff[]).find((h) => h.id === handoffId)!;
+    expect(offer.groupName).toBe(expected.groupName);
+    expect(offer.caseReference!.startsWith(`${svc!.prefix}-`)).toBe(true);
+    await as(B, bAdmin).get(`/api/cases/${offer.caseId}`).expect(200);
+    await as(A, aAdmin).patch(`/api/exchange/partners/${partnerB.id}`, { services: [] }).expect(200);
+  });
+
   it('only agents of the group the partner’s routing chose may answer an offer', async () => {
     const { token, conv } = await liveChat('Wrong Group');
     const handoffId = ((await as(A, aAgent).post('/api/exchange/handoffs', { partnerId: partnerB.id, conversationId: conv.id, note: 'Benefits only' }).expect(201)).body as Handoff).id;
