@@ -31,6 +31,11 @@ export class ExchangeRepository {
     return this.db.select().from(exchangePartners).where(eq(exchangePartners.agencyId, agencyId)).orderBy(exchangePartners.name);
   }
 
+  async anyPartner(): Promise<boolean> {
+    const [row] = await this.db.select({ id: exchangePartners.id }).from(exchangePartners).limit(1);
+    return Boolean(row);
+  }
+
   async partner(id: string, tx: Tx | Db = this.db): Promise<PartnerRow | undefined> {
     const [row] = await tx.select().from(exchangePartners).where(eq(exchangePartners.id, id));
     return row;
