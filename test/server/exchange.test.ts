@@ -315,6 +315,22 @@ describe.each(backends())('Service Exchange between two instances on %s', (backe
       expect(refused[0]!.n).toBeGreaterThanOrEqual(6);
     });
 
+    it('a signed but malformed event is refused with the field at fault, and changes nothing', async () => {
+      const count = await handoffsAtB();
+      const bad = JSON.stringify({ kind: 'offer', handoffId: randomUUID(), seq: 0, data: { handoffKind: 'case', serviceId: null, note: 'x', expiresAt: 'soon' } });
+      const res = await post(signed(bad), bad).expect(400);
+      expect(res.body.ok).toBe(false);
+      expect(res.body.error.code).toBe('INVALID_PAYLOAD');
+      expect(res.body.error.issues[0].path).toEqual(['data', 'shared']);
+      // The idempotency key must be the event's own (handoff id and seq): a signed key cannot cover another event.
+      const body = withdraw();
+      const headers = { ...signed(body) };
+      const other = JSON.stringify({ ...JSON.parse(body), seq: 7 });
+      const resigned = signed(other);
+      await post({ ...resigned, [H.idempotency]: headers[H.idempotency]!, [H.signature]: signWith(testKey.privateKey, requestPayload('POST', EXCHANGE_PATH, resigned[H.timestamp]!, resigned[H.nonce]!, headers[H.idempotency]!, other)) }, other).expect(400);
+      expect(await handoffsAtB()).toBe(count);
+    });
+
     it('refuses a revoked key and a revoked partner', async () => {
       const body = withdraw();
       await post(signed(body), body).expect(404); // signed and known: an unknown handoff, answered
