@@ -237,7 +237,14 @@ export const ExchangeEvent = z.discriminatedUnion('kind', [
     kind: z.literal('message'),
     handoffId: Id,
     seq: z.number().int().nonnegative(),
-    data: z.object({ from: z.enum(['constituent', 'agency']), name: z.string().nullable(), body: z.string().max(8000), at: z.string() }),
+    data: z.object({
+      from: z.enum(['constituent', 'agency']),
+      name: z.string().nullable(),
+      body: z.string().max(8000),
+      at: z.string(),
+      /** The message's id on the sending side: it is queued once, whichever path saw it first. */
+      messageId: Id.optional(),
+    }),
   }),
   z.object({ kind: z.literal('status'), handoffId: Id, seq: z.number().int().nonnegative(), data: z.object({ status: CaseStatus, stage: Stage }) }),
   z.object({ kind: z.literal('ended'), handoffId: Id, seq: z.number().int().nonnegative(), data: z.object({}) }),

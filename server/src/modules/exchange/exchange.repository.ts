@@ -228,7 +228,24 @@ export class ExchangeRepository {
   // ---- outbox ------------------------------------------------------------------------------------------
 
   /** Queues an event for the partner in the caller's transaction, taking the handoff's next seq. */
-  async enqueue(tx: Tx, handoffRowId: string, partnerId: string, make: (seq: number) => ExchangeEvent): Promise<ExchangeEvent> {
+  async enqueue(
+    tx: Tx,
+    handoffRowId: string,
+    partnerId: string,
+    make: (seq: number) => ExchangeEvent,
+    opts: { messageId?: string } = {},
+  ): Promise<ExchangeEvent | undefined> {
+    if (opts.messageId) {
+      // Under the handoff's row lock, so two paths that both saw a message (the live relay and the catch-up after
+      // an accept) cannot both queue it.
+      const [locked] = await tx.select({ handoffId: exchangeHandoffs.handoffId }).from(exchangeHandoffs).where(eq(exchangeHandoffs.id, handoffRowId)).for('update');
+      const [dup] = await tx
+        .select({ id: exchangeOutbox.id })
+        .from(exchangeOutbox)
+        .where(and(eq(exchangeOutbox.handoffId, locked!.handoffId), eq(exchangeOutbox.partnerId, partnerId), sql`${exchangeOutbox.event}->'data'->>'messageId' = ${opts.messageId}`))
+        .limit(1);
+      if (dup) return undefined;
+    }
     const [h] = await tx
       .update(exchangeHandoffs)
       .set({ outSeq: sql`${exchangeHandoffs.outSeq} + 1` })

@@ -797,8 +797,8 @@ export class ExchangeService {
           kind: 'message',
           handoffId: h.handoffId,
           seq,
-          data: { from: r.authorKind === 'constituent' ? 'constituent' : 'agency', name: r.authorKind === 'constituent' ? null : r.authorName, body: r.body, at: toIso(r.createdAt) },
-        }));
+          data: { from: r.authorKind === 'constituent' ? 'constituent' : 'agency', name: r.authorKind === 'constituent' ? null : r.authorName, body: r.body, at: toIso(r.createdAt), messageId: r.id },
+        }), { messageId: r.id });
       }
     });
     this.kick();
@@ -1012,8 +1012,9 @@ export class ExchangeService {
           name: author.kind === 'agent' ? author.displayName : null,
           body: message.body,
           at: message.createdAt,
+          messageId: message.id,
         },
-      })),
+      }), { messageId: message.id }),
     );
     this.kick();
   }
