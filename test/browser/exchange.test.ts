@@ -132,6 +132,13 @@ describe('Service Exchange in Chromium', () => {
   });
 
   it('the partner declines with a reason; the chat comes back to the queue in its place and says why', async () => {
+    // Jordan is already looking at Partner offers when the offer comes: it appears without a reload, pushed
+    // (well before the page's 15 s fallback look).
+    const bPage = await signIn(B, 'agent2@demo.gov');
+    await bPage.getByRole('link', { name: 'Partner offers' }).click();
+    await bPage.getByRole('heading', { name: 'Offers from partner agencies' }).waitFor();
+    await bPage.waitForTimeout(500);
+
     const { token } = await A.widgetSession();
     const conv = await A.startConversation(token, { name: 'Declined Resident', message: 'Is this the right office?' });
     const avery = await A.login('agent@demo.gov');
@@ -139,11 +146,8 @@ describe('Service Exchange in Chromium', () => {
     await staffApi(A, avery)
       .post('/api/exchange/handoffs', { partnerId: (await staffApi(A, avery).get('/api/exchange/partners/options').expect(200)).body.partners[0].id, conversationId: conv.id, note: 'Maybe yours?' })
       .expect(201);
-
-    const bPage = await signIn(B, 'agent2@demo.gov');
-    await bPage.getByRole('link', { name: 'Partner offers' }).click();
     const card = bPage.getByRole('listitem').filter({ hasText: 'Maybe yours?' });
-    await card.waitFor({ timeout: 20_000 });
+    await card.waitFor({ timeout: 8_000 });
     await card.getByRole('button', { name: 'Decline…' }).click();
     await card.getByRole('button', { name: 'Decline', exact: true }).click();
     await card.getByText('Say why you decline: the other agency sees it.').waitFor();
