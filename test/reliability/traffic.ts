@@ -103,17 +103,22 @@ function party(socket: ClientSocket, own: string[], mayHear: Set<string> = new S
       if (!mayHear.has(m.conversationId)) p.foreign.push(m.conversationId);
       return;
     }
-    const list = p.seen.get(m.conversationId)!;
-    const last = list.at(-1)?.seq ?? 0;
-    if (m.seq === last + 1) list.push(m);
-    else if (m.seq > last + 1) void catchUp(p, m.conversationId);
-    // seq <= last: already held (a duplicate delivery is ignored by seq, as our clients do)
+    hold(p, m);
   });
   socket.io.on('reconnect', () => {
     p.reconnects++;
     for (const id of p.own) void catchUp(p, id);
   });
   return p;
+}
+
+/** A message this client now has (an event, or the acknowledgement of its own send): kept in order, gaps filled. */
+function hold(p: Party, m: Message): void {
+  const list = p.seen.get(m.conversationId)!;
+  const last = list.at(-1)?.seq ?? 0;
+  if (m.seq === last + 1) list.push(m);
+  else if (m.seq > last + 1) void catchUp(p, m.conversationId);
+  // seq <= last: already held (a duplicate delivery is ignored by seq, as our clients do)
 }
 
 /** Fills a client's gap from the server, in order: what our widget and console do. */
@@ -216,7 +221,8 @@ export class Traffic {
   send(chat: Chat, by: 'constituent' | 'agent', body = `${by} ${randomUUID().slice(0, 8)}`): Sent {
     const entry: Sent = { conversationId: chat.conversationId, clientMessageId: randomUUID(), by, body, seqs: [], errors: [] };
     this.ledger.push(entry);
-    const socket = (by === 'constituent' ? chat.constituent : chat.agent).socket;
+    const sender = by === 'constituent' ? chat.constituent : chat.agent;
+    const socket = sender.socket;
     const attempt = async (): Promise<void> => {
       while (!entry.seqs.length) {
         if (socket.connected) {
@@ -229,6 +235,8 @@ export class Traffic {
             })) as { ok: boolean; data?: { message: Message }; error?: { code: string; retryable?: boolean } };
             if (res.ok) {
               entry.seqs.push(res.data!.message.seq);
+              // The sender learns its message from the acknowledgement (it is not broadcast back to it).
+              hold(sender, res.data!.message);
               return;
             }
             entry.errors.push(res.error!.code);
