@@ -176,7 +176,8 @@ export function createApp(o: AppOptions): App {
     cases: new CaseRepository(db, { reserveOutsideTransactions: o.database.kind !== 'pglite' }),
     constituents: new ConstituentRepository(db),
     conversations: new ConversationRepository(db),
-    messages: new MessageRepository(db),
+    // Three batches of messages in flight on PostgreSQL (of a pool of ten); PGlite has one connection.
+    messages: new MessageRepository(db, { writers: o.database.kind === 'pglite' ? 1 : 3 }),
     attachments: new AttachmentRepository(db),
     caseTypes: new CaseTypeRepository(db),
     tasks: new TaskRepository(db),

@@ -259,14 +259,26 @@ export class ConversationRepository {
     });
   }
 
+  // Prepared once (named, so PostgreSQL plans it once per connection): the send path looks a conversation up
+  // for every message, and planning this join cost more than running it.
+  private byIds?: ReturnType<ConversationRepository['prepareViewsById']>;
+  private viewsById() {
+    return (this.byIds ??= this.prepareViewsById());
+  }
+  private prepareViewsById() {
+    return this.view()
+      .where(sql`${conversations.id} = any(${sql.placeholder('ids')}::uuid[])`)
+      .prepare('conversation_views_by_id');
+  }
+
   private loadViews(): void {
     if (this.inFlight >= VIEW_QUERIES_IN_FLIGHT || this.waiting.size === 0) return;
     const ids = [...this.waiting.keys()].slice(0, VIEW_BATCH);
     const asked = ids.map((id) => [id, this.waiting.get(id)!] as const);
     for (const id of ids) this.waiting.delete(id);
     this.inFlight++;
-    this.view()
-      .where(ids.length === 1 ? eq(conversations.id, ids[0]!) : inArray(conversations.id, ids))
+    this.viewsById()
+      .execute({ ids: `{${ids.join(',')}}` })
       .then(
         (rows) => {
           const byId = new Map(rows.map((r) => [r.conversation.id, flatten(r)]));

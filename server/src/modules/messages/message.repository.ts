@@ -50,54 +50,80 @@ export interface Appended {
 
 export class MessageRepository {
   private readonly queue: Pending[] = [];
-  private flushing = false;
+  private inFlight = 0;
+  /** Conversations with a batch in flight. */
+  private readonly busy = new Set<string>();
+  /** Batches in flight at once: several on PostgreSQL (a pool), one on PGlite (one connection). */
+  private readonly writers: number;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    opts: { writers?: number } = {},
+  ) {
+    this.writers = opts.writers ?? 1;
+  }
 
   /**
    * Appends with the next seq, idempotent on (conversationId, clientMessageId) and on externalId.
    * The conversation row is locked, so seqs are handed out one writer at a time and commit in order:
    * a reader who has seen seq N has seen everything before it (no gaps).
    *
-   * Without an outer transaction the message joins a group commit: everything queued while the previous
-   * commit was in flight is written in one transaction (a handful of statements for the whole batch), and each
-   * caller is answered after that commit. At low load a batch is one message, so nothing waits for company.
+   * Without an outer transaction the message joins a group commit: what queues while earlier batches are in
+   * flight is written together in one statement, and each caller is answered after that commit. At low load a
+   * batch is one message, so nothing waits for company.
    */
   async append(input: NewMessage, outer?: Tx, attachmentIds: string[] = []): Promise<Appended> {
     if (outer) return this.appendOne(outer, input, attachmentIds);
     return new Promise<Appended>((resolve, reject) => {
       this.queue.push({ input, attachmentIds, resolve, reject });
-      void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        // The common message (no Twilio id, no files) goes in one statement with its batch; the rest one by one.
-        const together = batch.filter((p) => batchable(p));
-        const alone = batch.filter((p) => !batchable(p));
-        if (together.length) {
-          try {
-            const results = await this.appendBatch(together);
-            together.forEach((p, i) => {
-              const r = results[i]!;
-              if (r instanceof Error) p.reject(r);
-              else p.resolve(r);
-            });
-          } catch {
-            // One bad message (a vanished conversation, a race another node won) must not fail its neighbours.
-            alone.unshift(...together);
-          }
-        }
-        for (const p of alone) await this.appendAlone(p.input, p.attachmentIds).then(p.resolve, p.reject);
+  /**
+   * Starts batches while fewer than `writers` are in flight. A batch takes queued messages in order, skipping
+   * conversations that already have a batch in flight (their messages wait, so each conversation's messages
+   * still commit in the order they were queued, and two batches never lock the same conversation rows).
+   */
+  private flush(): void {
+    while (this.inFlight < this.writers && this.queue.length) {
+      const batch: Pending[] = [];
+      const rest: Pending[] = [];
+      for (const p of this.queue) {
+        if (batch.length < MAX_BATCH && !this.busy.has(p.input.conversationId)) batch.push(p);
+        else rest.push(p);
       }
-    } finally {
-      this.flushing = false;
+      if (!batch.length) return;
+      this.queue.splice(0, this.queue.length, ...rest);
+      this.inFlight++;
+      const ids = [...new Set(batch.map((p) => p.input.conversationId))];
+      for (const id of ids) this.busy.add(id);
+      void this.write(batch).finally(() => {
+        this.inFlight--;
+        for (const id of ids) this.busy.delete(id);
+        this.flush();
+      });
     }
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    // The common message (no Twilio id, no files) goes in one statement with its batch; the rest one by one.
+    const together = batch.filter((p) => batchable(p));
+    const alone = batch.filter((p) => !batchable(p));
+    if (together.length) {
+      try {
+        const results = await this.appendBatch(together);
+        together.forEach((p, i) => {
+          const r = results[i]!;
+          if (r instanceof Error) p.reject(r);
+          else p.resolve(r);
+        });
+      } catch {
+        // One bad message (a vanished conversation, a race another node won) must not fail its neighbours.
+        alone.unshift(...together);
+      }
+    }
+    for (const p of alone) await this.appendAlone(p.input, p.attachmentIds).then(p.resolve, p.reject);
   }
 
   /** One message in its own transaction, with the backstop for a duplicate another node stored first. */
