@@ -282,4 +282,8 @@ describe.each(backends())('single sign-on on %s', (backend) => {
     const junk = await step(new CookieJar(), `${h.url}/api/auth/sso/callback?state=made-up&code=x`);
     expect(new URL(junk.location!).search).toBe('?sso_error=state_invalid');
   });
+
+  it('the test provider itself never failed (every refusal above was ours, not a provider error)', () => {
+    expect(idp.serverErrors).toEqual([]);
+  });
 });

@@ -24,6 +24,8 @@ export interface TestOidcProvider {
    * (a misbehaving or confused provider: wrong audience, wrong issuer, already expired). Undefined: as issued.
    */
   tamperIdToken(fn: ((claims: Record<string, unknown>) => Record<string, unknown>) | undefined): void;
+  /** The provider's own server errors, by name and message only (never printed: they can carry tokens). */
+  serverErrors: string[];
   close(): Promise<void>;
 }
 
@@ -77,7 +79,8 @@ export async function startOidcProvider(opts: { redirectUris: string[]; issuerPa
       return { accountId: sub, claims: async () => ({ sub, ...account }) };
     },
   });
-  provider.on('server_error', (_ctx, err) => console.error('test OIDC provider error', err));
+  const serverErrors: string[] = [];
+  provider.on('server_error', (_ctx, err: Error) => serverErrors.push(`${err.name}: ${err.message}`));
 
   // The login and consent screens: answered for the chosen account.
   provider.use(async (ctx, next) => {
@@ -109,6 +112,7 @@ export async function startOidcProvider(opts: { redirectUris: string[]; issuerPa
     clientId,
     clientSecret,
     accounts,
+    serverErrors,
     signInAs: (sub) => {
       current = sub;
     },
