@@ -4,6 +4,10 @@ import { ATTACHMENT_TYPES, MAX_ATTACHMENTS_PER_MESSAGE, MAX_MESSAGE_LENGTH, MAX_
 /** Every id CaseBridge hands out is a random UUID: guessing one is hopeless (RELIABILITY.md C4). */
 export const Id = z.uuid();
 
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Shaped like a uuid: safe to bind as `uuid` in SQL (a malformed one would fail the whole statement). */
+export const isUuid = (s: string): boolean => UUID_TEXT.test(s);
+
 /** Where an interaction came from. */
 export const Channel = z.enum(['web', 'sms', 'voice', 'email', 'portal']);
 export type Channel = z.infer<typeof Channel>;

@@ -1,5 +1,6 @@
 import { and, desc, eq, gte, lt, sql, type SQL } from 'drizzle-orm';
 import type { AuditEntry as AuditEntryView, AuditOutcome } from '@casebridge/shared';
+import { isUuid } from '@casebridge/shared';
 import type { Db, Tx } from '../../db/client.js';
 import { auditLog, users } from '../../db/schema.js';
 import { currentContext } from '../../lib/request-context.js';
@@ -32,7 +33,6 @@ export interface AuditFilter {
   to?: string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Append-only: this module has no update or delete, on purpose, and the database refuses both anyway (a
@@ -62,7 +62,7 @@ export class AuditRepository {
     const conds: SQL[] = [eq(auditLog.agencyId, f.agencyId)];
     if (f.actor) {
       conds.push(
-        UUID.test(f.actor)
+        isUuid(f.actor)
           ? eq(auditLog.actorId, f.actor)
           : sql`(position(lower(${f.actor}) in lower(${users.email})) > 0 or position(lower(${f.actor}) in lower(${users.displayName})) > 0)`,
       );

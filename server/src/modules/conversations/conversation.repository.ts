@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray, ne, or, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { CaseStatus, ConversationStatus, InboxView, Priority } from '@casebridge/shared';
+import { isUuid } from '@casebridge/shared';
 import { rowsOf, type Db, type Tx } from '../../db/client.js';
 import { calls, cases, channelIdentities, constituents, conversations, exchangeHandoffs, groups, messages, users } from '../../db/schema.js';
 
@@ -87,7 +88,6 @@ function escapeLike(s: string): string {
 /** Lookups of single conversations outside a transaction share a query: at most this many run at once. */
 const VIEW_QUERIES_IN_FLIGHT = 2;
 const VIEW_BATCH = 500;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class ConversationRepository {
   private readonly waiting = new Map<string, { resolve: (v: ConversationView | undefined) => void; reject: (e: unknown) => void }[]>();
@@ -250,7 +250,7 @@ export class ConversationRepository {
       return row && flatten(row);
     }
     // One malformed id must not fail the lookups it would share a query with.
-    if (!UUID.test(id)) return undefined;
+    if (!isUuid(id)) return undefined;
     return new Promise((resolve, reject) => {
       const list = this.waiting.get(id);
       if (list) list.push({ resolve, reject });

@@ -1,10 +1,10 @@
+import { isUuid } from '@casebridge/shared';
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { agencies, caseEvents, cases, channelIdentities, constituents, users } from '../../db/schema.js';
 
 const IDENTITY = /^client:agent_([0-9a-f]{32})$/;
 const E164 = /^\+[1-9]\d{6,14}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type OutgoingDecision =
   | { ok: true; agentId: string; to: string; caseId: string | null }
@@ -41,7 +41,7 @@ export class OutgoingCalls {
     const owners = await this.constituentsWithNumber(agencyId, to);
     if (!owners.length) return { ok: false, reason: 'not_a_constituent' };
     let caseId: string | null = null;
-    if (p.caseId && UUID.test(p.caseId)) {
+    if (p.caseId && isUuid(p.caseId)) {
       const [c] = await this.db
         .select({ id: cases.id })
         .from(cases)
@@ -52,7 +52,7 @@ export class OutgoingCalls {
   }
 
   async caseOfAgency(agencyId: string, caseId: string): Promise<boolean> {
-    if (!UUID.test(caseId)) return false;
+    if (!isUuid(caseId)) return false;
     const [c] = await this.db.select({ id: cases.id }).from(cases).where(and(eq(cases.id, caseId), eq(cases.agencyId, agencyId)));
     return Boolean(c);
   }
