@@ -564,19 +564,20 @@ export function createApp(o: AppOptions): App {
   api.use(conversationRoutes({ conversations, messages }));
   api.use(caseRoutes({ cases }));
   api.use(caseTypeRoutes({ caseTypes }));
+  const staffAccess = new StaffAccessService({
+    users: repos.users,
+    sessions: repos.sessions,
+    audit: repos.audit,
+    notifier: lateNotifier,
+    sessionsEnded: (userId) => lateNotifier.sessionEnded({ userId }, 'revoked'),
+  });
   api.use(
     staffRoutes({
       presence,
       agencies: repos.agencies,
       dashboard: new DashboardService({ dashboard: new DashboardRepository(db), agencies: repos.agencies, now: clock }),
       reports: new ReportService({ reports: new ReportRepository(db), agencies: repos.agencies }),
-      access: new StaffAccessService({
-        users: repos.users,
-        sessions: repos.sessions,
-        audit: repos.audit,
-        notifier: lateNotifier,
-        sessionsEnded: (userId) => lateNotifier.sessionEnded({ userId }, 'revoked'),
-      }),
+      access: staffAccess,
       audit: repos.audit,
     }),
   );
@@ -588,13 +589,7 @@ export function createApp(o: AppOptions): App {
       agencies: repos.agencies,
       audit: repos.audit,
       routingChanged: (groupId) => routeSoon((r) => r.dispatch(groupId)),
-      groupCreated: (agencyId, groupId) =>
-        void repos.users.accounts(agencyId).then((all) => {
-          for (const u of all) {
-            if (u.role !== 'supervisor' || !u.allGroups || u.disabledAt) continue;
-            lateNotifier.accessChanged({ userId: u.id, agencyId }, { role: u.role, groupIds: [] }, { role: u.role, groupIds: [groupId] });
-          }
-        }, () => undefined),
+      groupCreated: (agencyId, groupId) => void staffAccess.groupAdded(agencyId, groupId).catch(() => undefined),
     }),
   );
   api.use(voiceApiRoutes({ settings: voiceSettings, calls: voiceCalls }));

@@ -70,6 +70,14 @@ export class StaffAccessService {
     return access;
   }
 
+  /** A new group: agency-wide supervisors' open consoles (on every node) start hearing it at once. */
+  async groupAdded(agencyId: string, groupId: string): Promise<void> {
+    for (const u of await this.d.users.accounts(agencyId)) {
+      if (u.role !== 'supervisor' || !u.allGroups || u.disabledAt) continue;
+      this.d.notifier.accessChanged({ userId: u.id, agencyId }, { role: u.role, groupIds: [] }, { role: u.role, groupIds: [groupId] });
+    }
+  }
+
   /** A colleague who forgot their password: a new one from the admin, and every session of theirs ends. */
   async resetPassword(p: StaffPrincipal, userId: string, password: string): Promise<void> {
     admin(p);
