@@ -85,7 +85,7 @@ import { createNotifier, type Notifier } from './realtime/notifier.js';
 import { ExchangeRepository } from './modules/exchange/exchange.repository.js';
 import { exchangeInboundRoutes, exchangeRoutes } from './modules/exchange/exchange.routes.js';
 import { ExchangeService } from './modules/exchange/exchange.service.js';
-import type { AppServer } from './realtime/types.js';
+import type { AppServer, SocketData } from './realtime/types.js';
 import { placeholderRoutes, staticRoutes, type StaticDirs } from './http/static.js';
 
 export interface AppOptions {
@@ -649,13 +649,16 @@ export function createApp(o: AppOptions): App {
     audit: repos.audit,
   });
   notifier = createNotifier(io);
+  // The adapter's own local fetch asks Redis for the node count first, so it cannot serve as the fallback.
+  const localSockets = (room: string) =>
+    [...(io.sockets.adapter.rooms.get(room) ?? [])].flatMap((id) => io.sockets.sockets.get(id) ?? []);
   // Live chat is staffed when an agent of the group is connected (on any node) and says they are available.
   onlineAgents = async (groupId) => {
     // Other nodes unreachable (Redis down): count this node's own sockets rather than fail the widget.
-    const sockets = await io
+    const sockets: { data: SocketData }[] = await io
       .in(rooms.group(groupId))
       .fetchSockets()
-      .catch(() => io.local.in(rooms.group(groupId)).fetchSockets());
+      .catch(() => localSockets(rooms.group(groupId)));
     const connected = new Set(
       sockets.map((s) => s.data.principal).flatMap((p) => (p?.kind === 'staff' && p.role !== 'admin' ? [p.userId] : [])),
     );

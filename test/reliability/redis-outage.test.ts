@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it, jest } from '@jest/globals';
 import type { Message } from '@casebridge/shared';
 import { processPair } from './pair.js';
-import { check, report, Traffic, type Chat, printFault } from './traffic.js';
+import { check, report, Traffic, type Chat, printFault, widgetSession } from './traffic.js';
 
 jest.setTimeout(240_000);
 
@@ -26,6 +26,15 @@ function liveArrival(chat: Chat, body: string, ms: number): Promise<number> {
   });
 }
 
+/** What a constituent opening the chat on `url` is told (is live chat staffed?), and how long it took to answer. */
+async function availability(url: string): Promise<{ open: boolean; ms: number }> {
+  const token = await widgetSession(url, '203.0.113.77');
+  const started = Date.now();
+  const res = await fetch(`${url}/api/widget/availability`, { headers: { authorization: `Bearer ${token}` } });
+  const body = (await res.json()) as { open: boolean };
+  return { open: body.open, ms: Date.now() - started };
+}
+
 // F-4: Redis (the fan-out between nodes) stops for 30 s and comes back empty.
 describe('fault: Redis stops for 30 s and starts again', () => {
   const pair = processPair({ privateRedis: true });
@@ -46,15 +55,26 @@ describe('fault: Redis stops for 30 s and starts again', () => {
     traffic.start(8);
     await sleep(2000);
     const pids = [a.pid, b.pid];
+    const staffedBefore = await availability(a.url);
 
     await redis.stop();
     await sleep(2000);
     // While Redis is down: a constituent and an agent on the same node still talk live.
     const sameProbe = `same-node probe ${Date.now()}`;
     const sameArrival = liveArrival(same[0]!, sameProbe, 5000);
-    traffic.send(same[0]!, 'constituent', sameProbe);
-    const sameMs = await sameArrival;
-    await sleep(OUTAGE_MS - 2000);
+    const sent = traffic.send(same[0]!, 'constituent', sameProbe);
+    const sameMs = await sameArrival.catch((err: Error) => {
+      // Say which side it stopped on: never acknowledged (the sender's node) or acknowledged and not fanned out.
+      const { constituent, agent } = same[0]!;
+      throw new Error(
+        `${err.message}; acknowledged seq ${sent.seqs.join(',') || 'none'}, errors [${sent.errors.join(',')}], ` +
+          `constituent connected ${constituent.socket.connected}, agent connected ${agent.socket.connected}`,
+      );
+    });
+    // A constituent opening the chat meanwhile is answered at once from this node's own agents (one of them is on
+    // node A), not after Redis returns.
+    const staffedDuring = await availability(a.url);
+    await sleep(OUTAGE_MS - 2000 - staffedDuring.ms);
 
     await redis.start();
     const back = Date.now();
@@ -73,6 +93,7 @@ describe('fault: Redis stops for 30 s and starts again', () => {
     printFault(
       report('Redis down for 30 s under ~8 msg/s, then back (empty)', verdict, {
         'same-node live delivery during the outage (ms)': sameMs,
+        'widget availability during the outage (ms)': staffedDuring.ms,
         'cross-node live delivery resumed after Redis returned (ms)': crossMs ?? 'not within 5 s',
         'node PIDs unchanged': a.pid === pids[0] && b.pid === pids[1] && a.alive && b.alive,
       }),
@@ -80,6 +101,9 @@ describe('fault: Redis stops for 30 s and starts again', () => {
     expect(a.alive && b.alive).toBe(true);
     expect([a.pid, b.pid]).toEqual(pids);
     expect(sameMs).toBeLessThan(5000);
+    expect(staffedBefore.open).toBe(true);
+    expect(staffedDuring).toMatchObject({ open: true });
+    expect(staffedDuring.ms).toBeLessThan(2000);
     expect(crossMs).toBeDefined();
     expect(crossMs!).toBeLessThanOrEqual(5000);
     expect(verdict.unacked).toBe(0);

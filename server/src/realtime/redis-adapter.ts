@@ -3,13 +3,19 @@ import type { Namespace } from 'socket.io';
 import type { createClient } from 'redis';
 
 type RedisClient = ReturnType<typeof createClient>;
-type Publisher = { doPublish(message: unknown): Promise<string>; doPublishResponse(uid: string, response: unknown): Promise<void> };
+type Publisher = {
+  doPublish(message: unknown): Promise<string>;
+  doPublishResponse(uid: string, response: unknown): Promise<void>;
+  serverCount(): Promise<number>;
+};
 
 /**
  * The Redis streams adapter, with one change: while Redis is unreachable, publishing to the other nodes fails at
  * once instead of waiting in the client's offline queue. The adapter delivers to this node's own sockets only
  * after publishing, so without this a Redis outage would also stop chat between two people on the same node.
- * What the other nodes miss meanwhile, their clients fetch by seq when they notice the gap.
+ * What the other nodes miss meanwhile, their clients fetch by seq when they notice the gap. Counting the nodes
+ * (the first step of every fetchSockets) fails at once too, so callers fall back to this node's sockets instead
+ * of waiting for Redis to come back.
  */
 export function resilientRedisAdapter(redis: RedisClient, namespace: string) {
   // Deployments sharing one Redis (several agencies' installs, or test runs) keep their streams apart.
@@ -20,8 +26,10 @@ export function resilientRedisAdapter(redis: RedisClient, namespace: string) {
     const a = make(nsp);
     const publish = a.doPublish.bind(a);
     const respond = a.doPublishResponse.bind(a);
+    const count = a.serverCount.bind(a);
     a.doPublish = (message) => (redis.isReady ? publish(message) : Promise.reject(new Error('redis is unreachable')));
     a.doPublishResponse = (uid, response) => (redis.isReady ? respond(uid, response) : Promise.reject(new Error('redis is unreachable')));
+    a.serverCount = () => (redis.isReady ? count() : Promise.reject(new Error('redis is unreachable')));
     return a;
   };
 }
