@@ -10,7 +10,7 @@
 // bench/results/latest.md, prints the Markdown. Exit code: 1 on functional failures (lost messages, rows ≠ acks)
 // or a ratio gate of §6.4; never on absolute speed. 2 when it could not run (no build, no PostgreSQL…).
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -141,6 +141,36 @@ async function main() {
     }
   };
 
+  // --profile: what PostgreSQL spent its time on during a product variant (pg_stat_statements is preloaded).
+  const statements = {
+    async reset(url) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query('create extension if not exists pg_stat_statements');
+        await c.query('select pg_stat_statements_reset()');
+      } finally {
+        await c.end();
+      }
+    },
+    async top(url, n = 8) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const { rows } = await c.query(
+          `select calls::int, round(total_exec_time)::int as total_ms, round(mean_exec_time::numeric, 3)::float as mean_ms, rows::int,
+                  left(regexp_replace(query, '\\s+', ' ', 'g'), 160) as query
+           from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
+           order by total_exec_time desc limit $1`,
+          [n],
+        );
+        return rows;
+      } finally {
+        await c.end();
+      }
+    },
+  };
+
   // ---- variants: set up once, run `reps` times interleaved (A B C … A B C …), torn down at the end --------
   const variants = [];
   const relay = (id, kind, label) => ({
@@ -186,6 +216,8 @@ async function main() {
     async setup() {
       const dbUrl = db === 'pg' ? await newDb(`cb_${id.toLowerCase()}`) : undefined;
       const env = dbUrl ? { DATABASE_URL: dbUrl, ...(nodes === 2 ? { REDIS_URL: redis.url } : {}) } : {};
+      // A previous run's profiles would be summarised with this one's.
+      if (profile) rmSync(join(root, 'bench/results/profiles', id), { recursive: true, force: true });
       const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench/results/profiles', id)}`] : [];
       const a = await startNode(env, { label: `${id} node A`, nodeArgs });
       const b = nodes === 2 ? await startNode(env, { label: `${id} node B`, nodeArgs }) : a;
@@ -228,11 +260,13 @@ async function main() {
           const { readdirSync } = await import('node:fs');
           const { summariseProfile } = await import('./lib/profile.mjs');
           ctx.check.profiles = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => summariseProfile(join(dir, f)));
+          if (dbUrl) ctx.check.statements = await statements.top(dbUrl);
         }
       };
       return ctx;
     },
     async run(ctx) {
+      if (profile && ctx.dbUrl) await statements.reset(ctx.dbUrl);
       return { phases: await runStandardPhases(ctx.t, cfg) };
     },
   });

@@ -155,6 +155,12 @@ export function renderMarkdown(results) {
   );
   const errs = Object.entries(results.variants).filter(([, v]) => v.check?.serverErrors?.length);
   for (const [id, v] of errs) L.push(`Server errors logged during ${id}: ${v.check.serverErrors.map((e) => `\`${e}\``).join('; ')}`, '');
+  for (const [id, v] of Object.entries(results.variants)) {
+    if (!v.check?.statements?.length) continue;
+    L.push(`PostgreSQL statements during ${id}'s last run (--profile, by total time):`, '', '| calls | total ms | mean ms | rows | statement |', '|---:|---:|---:|---:|---|');
+    for (const st of v.check.statements) L.push(`| ${st.calls} | ${st.total_ms} | ${st.mean_ms} | ${st.rows} | \`${st.query.replaceAll('|', '¦').replaceAll('`', "'")}\` |`);
+    L.push('');
+  }
 
   const m1 = results.blocks.M1;
   if (m1) {
