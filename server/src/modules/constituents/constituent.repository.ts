@@ -100,7 +100,16 @@ export class ConstituentRepository {
     tx: Tx,
     input: { agencyId: string; constituentId: string; channel: 'web' | 'sms' | 'voice' | 'email' | 'portal'; address: string },
   ): Promise<string> {
-    await tx.insert(channelIdentities).values(input).onConflictDoNothing();
+    return (await this.identityFor(tx, input)).id;
+  }
+
+  /** The identity for an address, and whether this call created it (then nothing can have happened on it yet). */
+  async identityFor(
+    tx: Tx,
+    input: { agencyId: string; constituentId: string; channel: 'web' | 'sms' | 'voice' | 'email' | 'portal'; address: string },
+  ): Promise<{ id: string; isNew: boolean }> {
+    const [made] = await tx.insert(channelIdentities).values(input).onConflictDoNothing().returning({ id: channelIdentities.id });
+    if (made) return { id: made.id, isNew: true };
     const [row] = await tx
       .select({ id: channelIdentities.id })
       .from(channelIdentities)
@@ -111,7 +120,7 @@ export class ConstituentRepository {
           eq(channelIdentities.address, input.address),
         ),
       );
-    return row!.id;
+    return { id: row!.id, isNew: false };
   }
   /** A phone number's SMS identity, if it has texted or been texted. */
   async smsIdentity(agencyId: string, phone: string): Promise<{ id: string; constituentId: string; optedOut: boolean } | undefined> {

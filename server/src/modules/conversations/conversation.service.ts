@@ -51,7 +51,15 @@ export interface ConversationDeps {
   /** Which group (and priority) new work goes to, by the agency's routing rules. */
   decideRoute: (
     agencyId: string,
-    facts: { serviceId: string | null; caseTypeId: string | null; channel: Channel; language: 'en' | 'es'; priority: Priority; returning: boolean },
+    facts: {
+      serviceId: string | null;
+      caseTypeId: string | null;
+      channel: Channel;
+      language: 'en' | 'es';
+      priority: Priority;
+      /** Asked only when a rule depends on it. */
+      returning: boolean | (() => Promise<boolean>);
+    },
     fallbackGroupId: string | null,
   ) => Promise<RoutingDecision>;
   /** Starts a new case's playbook and SLA clocks (bound late: the case service is built after this one). */
@@ -255,7 +263,7 @@ export class ConversationService {
         channel: 'web',
         language: input.language,
         priority: caseType?.defaultPriority ?? 'normal',
-        returning: await this.d.cases.hasCases(p.agencyId, p.constituentId),
+        returning: () => this.d.cases.hasCases(p.agencyId, p.constituentId),
       },
       fallback,
     );
@@ -277,19 +285,23 @@ export class ConversationService {
           phone: input.phone,
           language: input.language,
         });
-        const identityId = await this.d.constituents.ensureIdentity(tx, {
+        const identity = await this.d.constituents.identityFor(tx, {
           agencyId: p.agencyId,
           constituentId: p.constituentId,
           channel: 'web',
           address: p.widgetSessionId,
         });
-        const open = await this.d.conversations.findOpenByIdentity(tx, identityId);
-        if (open) return { conversationId: open.id, created: false, messageId: null };
-        const limit = this.d.conversationsPerSession;
-        if ((await this.d.conversations.countRecentByIdentity(tx, identityId, limit.duration)) >= limit.points) {
-          throw new AppError('RATE_LIMITED', 'You have started several chats recently. Please wait before starting another.', {
-            retryAfterMs: limit.duration * 1000,
-          });
+        const identityId = identity.id;
+        // A widget session's first chat has nothing to resume and no recent chats to count.
+        if (!identity.isNew) {
+          const open = await this.d.conversations.findOpenByIdentity(tx, identityId);
+          if (open) return { conversationId: open.id, created: false, messageId: null };
+          const limit = this.d.conversationsPerSession;
+          if ((await this.d.conversations.countRecentByIdentity(tx, identityId, limit.duration)) >= limit.points) {
+            throw new AppError('RATE_LIMITED', 'You have started several chats recently. Please wait before starting another.', {
+              retryAfterMs: limit.duration * 1000,
+            });
+          }
         }
 
         const reference = reserved ?? (await this.d.cases.nextReference(tx, p.agencyId, prefix, year));

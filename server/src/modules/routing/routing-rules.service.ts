@@ -96,11 +96,19 @@ export class RoutingRulesService {
    * Where work with these facts goes, and why in words. `fallbackGroupId` is the case type's default group or,
    * failing that, the agency's default group.
    */
-  async decide(agencyId: string, facts: Facts, fallbackGroupId: string | null): Promise<RoutingDecision> {
+  /** `facts.returning` may be a lookup: it is asked only when an enabled rule depends on it. */
+  async decide(
+    agencyId: string,
+    input: Omit<Facts, 'returning'> & { returning: boolean | (() => Promise<boolean>) },
+    fallbackGroupId: string | null,
+  ): Promise<RoutingDecision> {
     const rules = (await this.rows(agencyId)).filter((r) => r.enabled);
     const names = new Map(
       (await this.d.db.select({ id: groups.id, name: groups.name }).from(groups).where(eq(groups.agencyId, agencyId))).map((g) => [g.id, g.name]),
     );
+    const needed = rules.some((r) => r.conditions.returning !== undefined);
+    const returning = typeof input.returning === 'function' ? needed && (await input.returning()) : input.returning;
+    const facts: Facts = { ...input, returning };
     const rule = rules.find((r) => matches(r.conditions, facts));
     if (!rule) {
       const name = fallbackGroupId ? (names.get(fallbackGroupId) ?? null) : null;
