@@ -171,6 +171,13 @@ async function main() {
     },
   };
 
+  // --profile: node arguments for a product node (a previous run's profiles would be summarised with this one's).
+  const profileArgs = (id) => {
+    if (!profile) return [];
+    rmSync(join(root, 'bench/results/profiles', id), { recursive: true, force: true });
+    return ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench/results/profiles', id)}`];
+  };
+
   // ---- variants: set up once, run `reps` times interleaved (A B C … A B C …), torn down at the end --------
   const variants = [];
   const relay = (id, kind, label) => ({
@@ -216,9 +223,7 @@ async function main() {
     async setup() {
       const dbUrl = db === 'pg' ? await newDb(`cb_${id.toLowerCase()}`) : undefined;
       const env = dbUrl ? { DATABASE_URL: dbUrl, ...(nodes === 2 ? { REDIS_URL: redis.url } : {}) } : {};
-      // A previous run's profiles would be summarised with this one's.
-      if (profile) rmSync(join(root, 'bench/results/profiles', id), { recursive: true, force: true });
-      const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench/results/profiles', id)}`] : [];
+      const nodeArgs = profileArgs(id);
       const a = await startNode(env, { label: `${id} node A`, nodeArgs });
       const b = nodes === 2 ? await startNode(env, { label: `${id} node B`, nodeArgs }) : a;
       const servers = nodes === 2 ? [a, b] : [a];
@@ -324,7 +329,7 @@ async function main() {
   }
   if (want('F1') && !overBudget('F1')) {
     log('F1 supervisor fan-out');
-    results.blocks.F1 = await supervisorFanout({ newDb, seconds: cfg.f1Seconds, log });
+    results.blocks.F1 = await supervisorFanout({ newDb, dbPids: pgc.pids, seconds: cfg.f1Seconds, log, statements: profile ? statements : undefined, nodeArgs: profileArgs('F1') });
   }
   if (want('L1') && !overBudget('L1')) {
     log('L1 console first screen');

@@ -104,15 +104,21 @@ export async function consoleFirstScreen({ adminUrl, browser = true, open = 10_0
         args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
       });
       try {
+        // Cold: a fresh profile (nothing cached). Warm: the agent opens the console again in the same browser, so
+        // the immutable scripts and styles come from its cache while every API call still goes to the server.
+        const ctx = await b.newContext();
+        await ctx.addCookies([{ name: 'cb_session', value: cookie.split('=')[1], url: base }]);
         const runs = [];
-        for (let i = 0; i < 5; i++) {
-          const ctx = await b.newContext();
-          await ctx.addCookies([{ name: 'cb_session', value: cookie.split('=')[1], url: base }]);
-          const page = await ctx.newPage();
-          const t = performance.now();
-          await page.goto(`${base}/console`);
-          await page.getByRole('link', { name: /Resident/ }).first().waitFor({ timeout: 15_000 });
-          runs.push(performance.now() - t);
+        try {
+          for (let i = 0; i < 5; i++) {
+            const page = await ctx.newPage();
+            const t = performance.now();
+            await page.goto(`${base}/console`);
+            await page.getByRole('link', { name: /Resident/ }).first().waitFor({ timeout: 15_000 });
+            runs.push(performance.now() - t);
+            await page.close();
+          }
+        } finally {
           await ctx.close();
         }
         const warm = runs.slice(1).sort((x, y) => x - y);

@@ -2,14 +2,15 @@
 // behaves like the console's (web/src/routes/console/(app)/dashboard/+page.svelte): an event schedules a fresh
 // GET /api/dashboard, at most one per 500 ms. Lag = from the event's cause (the chat being started) until a
 // dashboard holds a snapshot fetched after it heard the event.
-import { startNode, cpuWindow, wait } from './infra.mjs';
+import { startNode, cpuWindow, machineWindow, wait } from './infra.mjs';
 import { Samples } from './stats.mjs';
 import { api, pool, sioConnect, staffLogin, widgetSession, ipOf, PROTOCOL_VERSION } from './transports.mjs';
 
 const EVENTS = ['conversation:created', 'conversation:updated', 'presence:changed', 'case:updated', 'sla:alert'];
 
-export async function supervisorFanout({ newDb, seconds, log, dashboards = 20, rate = 200 }) {
-  const node = await startNode({ DATABASE_URL: await newDb('cb_f1') }, { label: 'F1 node' });
+export async function supervisorFanout({ newDb, dbPids, seconds, log, dashboards = 20, rate = 200, statements, nodeArgs = [] }) {
+  const dbUrl = await newDb('cb_f1');
+  const node = await startNode({ DATABASE_URL: dbUrl }, { label: 'F1 node', nodeArgs });
   try {
     const boards = [];
     for (let i = 0; i < dashboards; i++) {
@@ -43,9 +44,14 @@ export async function supervisorFanout({ newDb, seconds, log, dashboards = 20, r
     log(`  F1: ${dashboards} dashboards, ${total} widget sessions ready`);
     for (const b of boards) b.fetches.length = 0;
     await node.metrics();
+    await statements?.reset(dbUrl);
     const cpu = cpuWindow([node.pid]);
+    const dbCpu = dbPids ? cpuWindow(dbPids()) : undefined;
+    const generatorCpu = cpuWindow([process.pid]);
+    const machine = machineWindow();
     const started = new Map(); // conversation id -> t0
     const snap = new Samples();
+    const startMs = new Samples();
     let sent = 0;
     let failed = 0;
     const t0 = performance.now();
@@ -64,7 +70,10 @@ export async function supervisorFanout({ newDb, seconds, log, dashboards = 20, r
             ip: ipOf(200_000 + i),
             body: { name: `Queue resident ${i}`, language: 'en' },
           })
-            .then(({ json }) => started.set(json.conversation.id, at))
+            .then(({ json }) => {
+              started.set(json.conversation.id, at);
+              startMs.add(performance.now() - at);
+            })
             .catch(() => failed++)
             .finally(() => inflight.delete(p));
           inflight.add(p);
@@ -75,6 +84,9 @@ export async function supervisorFanout({ newDb, seconds, log, dashboards = 20, r
     });
     const windowS = (performance.now() - t0) / 1000;
     const [serverCpuPct] = cpu();
+    const dbCpuPct = dbCpu ? Math.round(dbCpu().reduce((a, b) => a + b, 0) * 10) / 10 : undefined;
+    const [generatorCpuPct] = generatorCpu();
+    const machineCpuPct = machine();
     const m = await node.metrics();
     await Promise.all(inflight);
     // The last coalesced refreshes: until every dashboard is idle (bounded).
@@ -102,6 +114,7 @@ export async function supervisorFanout({ newDb, seconds, log, dashboards = 20, r
       b.socket.close();
     }
     return {
+      ...(statements ? { statements: await statements.top(dbUrl, 40) } : {}),
       dashboards,
       seconds: Math.round(windowS * 10) / 10,
       offeredEventsPerS: rate,
@@ -109,9 +122,14 @@ export async function supervisorFanout({ newDb, seconds, log, dashboards = 20, r
       createFailures: failed,
       lagMs: lag.summary(),
       missed,
+      // How long starting a chat took (the lag includes it: a dashboard cannot show a chat before it exists).
+      chatStartMs: startMs.summary(),
       updatesPerSecondPerDashboard: Math.round((updates / dashboards / windowS) * 100) / 100,
       snapshotMs: snap.summary(),
       serverCpuPct,
+      dbCpuPct,
+      generatorCpuPct,
+      machineCpuPct,
       serverLoopP99Ms: m.eventLoopDelayMs.p99,
     };
   } finally {

@@ -178,7 +178,11 @@ export function renderMarkdown(results) {
       `${f1.dashboards} supervisor dashboards (the console's rule: an event schedules a snapshot, at most one per 500 ms), ` +
         `${f1.offeredEventsPerS} queue events/s offered (new widget chats), ${f1.achievedEventsPerS} achieved, for ${f1.seconds} s: ` +
         `update lag p50 ${n(f1.lagMs.p50)} ms, p99 ${n(f1.lagMs.p99)} ms, max ${n(f1.lagMs.max)} ms; ${n(f1.updatesPerSecondPerDashboard)} snapshots/s per dashboard; ` +
-        `snapshot p50 ${n(f1.snapshotMs.p50)} ms / p99 ${n(f1.snapshotMs.p99)} ms; events missed ${f1.missed}; server CPU ${n(f1.serverCpuPct)} %, loop p99 ${n(f1.serverLoopP99Ms)} ms.`,
+        `snapshot p50 ${n(f1.snapshotMs.p50)} ms / p99 ${n(f1.snapshotMs.p99)} ms; ` +
+        (f1.chatStartMs ? `starting a chat p50 ${n(f1.chatStartMs.p50)} ms / p99 ${n(f1.chatStartMs.p99)} ms; ` : '') +
+        `events missed ${f1.missed}; server CPU ${n(f1.serverCpuPct)} %` +
+        (f1.machineCpuPct !== undefined ? `, PostgreSQL ${n(f1.dbCpuPct)} %, generator ${n(f1.generatorCpuPct)} %, machine ${n(f1.machineCpuPct)} % of 200 %` : '') +
+        `, loop p99 ${n(f1.serverLoopP99Ms)} ms.`,
       '',
     );
   }
