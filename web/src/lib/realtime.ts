@@ -1,5 +1,7 @@
 import { io, type Socket } from 'socket.io-client';
-import { PROTOCOL_VERSION, type ClientToServerEvents, type ServerToClientEvents } from '@casebridge/shared';
+import type { ClientToServerEvents, ServerToClientEvents } from '@casebridge/shared';
+// The constants entry, not the package root: the root carries every zod schema, which the first screen does not need.
+import { PROTOCOL_VERSION } from '@casebridge/shared/constants';
 
 export type ConsoleSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
