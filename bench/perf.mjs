@@ -325,7 +325,7 @@ async function main() {
   // ---- blocks that need a machine of their own ----------------------------------------------------------
   if (want('M1') && !overBudget('M1')) {
     log(`M1 idle widgets (${cfg.m1})`);
-    results.blocks.M1 = await idleWidgets({ n: cfg.m1, newDb, quick, log });
+    results.blocks.M1 = await idleWidgets({ n: cfg.m1, newDb, quick, log, nodeArgs: profileArgs('M1') });
   }
   if (want('F1') && !overBudget('F1')) {
     log('F1 supervisor fan-out');

@@ -169,7 +169,8 @@ export function renderMarkdown(results) {
     for (const [name, x] of [['CaseBridge node (authenticated widgets, PostgreSQL)', m1.product], ['bare Socket.IO (one room each)', m1.bare]]) {
       L.push(`| ${name} | ${n(x.connected)} | ${n(x.connectPerS)} | ${n(x.rssKbPerConn)} | ${n(x.heapKbPerConn)} | ${n(x.idleCpuPct)} | ${n(x.rssAfterMb)} |`);
     }
-    L.push('', `ulimit -n = ${m1.nofile}; connections asked for: ${m1.asked}${m1.cap < m1.asked ? ` (capped at ${m1.cap})` : ''}. ${m1.note ?? ''}`, '');
+    const window = m1.idleS ? ` Idle CPU: ${m1.idleS} s measured ${m1.settleS} s after the last connection.` : '';
+    L.push('', `ulimit -n = ${m1.nofile}; connections asked for: ${m1.asked}${m1.cap < m1.asked ? ` (capped at ${m1.cap})` : ''}. ${m1.note ?? ''}${window}`, '');
   }
   const f1 = results.blocks.F1;
   if (f1) {
