@@ -15,7 +15,7 @@ export async function idleWidgets({ n, newDb, quick, log, nodeArgs = [] }) {
   // Idle CPU is a steady state: measured after the connect storm has settled (its garbage collected, the
   // per-address rate-limit entries expiring) and, in full mode, over one whole heartbeat period (25 s), so
   // every socket's ping and the collections it causes are in the window once. Quick mode only glimpses it.
-  const settleS = quick ? 2 : 10;
+  const settleS = quick ? 2 : 5;
   const idleS = quick ? 3 : 25;
   const out = { asked, cap, nofile, n, settleS, idleS };
 
