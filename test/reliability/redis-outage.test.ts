@@ -37,7 +37,9 @@ async function availability(url: string): Promise<{ open: boolean; ms: number }>
 
 // F-4: Redis (the fan-out between nodes) stops for 30 s and comes back empty.
 describe('fault: Redis stops for 30 s and starts again', () => {
-  const pair = processPair({ privateRedis: true });
+  // A database of its own too: this test times live delivery (5 s), and the shared PostgreSQL also serves the
+  // other tiers running beside it in CI, whose database creations and drops may hold its commits up.
+  const pair = processPair({ privateRedis: true, privatePostgres: true });
   let traffic: Traffic | undefined;
   afterAll(() => traffic?.close());
 
