@@ -276,7 +276,7 @@ export class PortalService {
         channel: 'portal',
         language: input.language,
         priority: type.defaultPriority,
-        returning: await this.d.constituents.hasCasesByEmail(agency.id, input.email),
+        returning: () => this.d.constituents.hasCasesByEmail(agency.id, input.email),
       },
       type.defaultGroupId ?? (await this.d.agencies.defaultGroupId(agency.id)) ?? null,
     );

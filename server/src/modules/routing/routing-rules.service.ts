@@ -94,9 +94,9 @@ export class RoutingRulesService {
 
   /**
    * Where work with these facts goes, and why in words. `fallbackGroupId` is the case type's default group or,
-   * failing that, the agency's default group.
+   * failing that, the agency's default group. `returning` may be a lookup: it is asked only when an enabled rule
+   * depends on it.
    */
-  /** `facts.returning` may be a lookup: it is asked only when an enabled rule depends on it. */
   async decide(
     agencyId: string,
     input: Omit<Facts, 'returning'> & { returning: boolean | (() => Promise<boolean>) },

@@ -116,7 +116,7 @@ export class SmsInboundService {
             channel: 'sms',
             language: 'en',
             priority: 'normal',
-            returning: known ? await this.d.cases.hasCases(agencyId, known) : false,
+            returning: known ? () => this.d.cases.hasCases(agencyId, known) : false,
           },
           (await this.d.agencies.defaultGroupId(agencyId)) ?? null,
         )

@@ -42,7 +42,7 @@ export interface CallServiceDeps {
   apiBaseUrl?: string;
   decideRoute: (
     agencyId: string,
-    facts: { serviceId: string | null; caseTypeId: string | null; channel: Channel; language: Lang; priority: Priority; returning: boolean },
+    facts: { serviceId: string | null; caseTypeId: string | null; channel: Channel; language: Lang; priority: Priority; returning: boolean | (() => Promise<boolean>) },
     fallbackGroupId: string | null,
   ) => Promise<RoutingDecision>;
   caseStarted: (tx: Tx, kase: CaseRow) => Promise<void>;
@@ -189,7 +189,7 @@ export class CallService {
         channel: 'voice',
         language: call.language,
         priority: caseType?.defaultPriority ?? 'normal',
-        returning: known ? await this.d.cases.hasCases(call.agencyId, known) : false,
+        returning: known ? () => this.d.cases.hasCases(call.agencyId, known) : false,
       },
       caseType?.defaultGroupId ?? (await this.d.agencies.defaultGroupId(call.agencyId)) ?? null,
     );
