@@ -10,7 +10,7 @@
 // bench/results/latest.md, prints the Markdown. Exit code: 1 on functional failures (lost messages, rows ≠ acks)
 // or a ratio gate of §6.4; never on absolute speed. 2 when it could not run (no build, no PostgreSQL…).
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -127,36 +127,34 @@ async function main() {
     await admin.query(`create database ${name}`);
     return pgc.url(name);
   };
-  const countRows = async (url, ids) => {
+  // A short-lived connection to one of the benchmark's databases.
+  const withClient = async (url, fn) => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  const countRows = (url, ids) =>
+    withClient(url, async (c) => {
       const { rows } = await c.query(
         `select count(*)::int as n from messages where conversation_id = any($1) and author_kind = 'constituent'`,
         [ids],
       );
       return rows[0].n;
-    } finally {
-      await c.end();
-    }
-  };
+    });
 
   // --profile: what PostgreSQL spent its time on during a product variant (pg_stat_statements is preloaded).
   const statements = {
-    async reset(url) {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
+    reset: (url) =>
+      withClient(url, async (c) => {
         await c.query('create extension if not exists pg_stat_statements');
         await c.query('select pg_stat_statements_reset()');
-      } finally {
-        await c.end();
-      }
-    },
-    async top(url, n = 8) {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
+      }),
+    top: (url, n = 8) =>
+      withClient(url, async (c) => {
         const { rows } = await c.query(
           `select calls::int, round(total_exec_time)::int as total_ms, round(mean_exec_time::numeric, 3)::float as mean_ms, rows::int,
                   left(regexp_replace(query, '\\s+', ' ', 'g'), 160) as query
@@ -165,10 +163,7 @@ async function main() {
           [n],
         );
         return rows;
-      } finally {
-        await c.end();
-      }
-    },
+      }),
   };
 
   // --profile: node arguments for a product node (a previous run's profiles would be summarised with this one's).
@@ -263,7 +258,6 @@ async function main() {
         if (errs.size) ctx.check.serverErrors = [...errs].slice(0, 5);
         if (profile) {
           const dir = join(root, 'bench/results/profiles', id);
-          const { readdirSync } = await import('node:fs');
           const { summariseProfile } = await import('./lib/profile.mjs');
           ctx.check.profiles = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => summariseProfile(join(dir, f)));
           if (dbUrl) ctx.check.statements = await statements.top(dbUrl);

@@ -155,12 +155,7 @@ export function renderMarkdown(results) {
   );
   const errs = Object.entries(results.variants).filter(([, v]) => v.check?.serverErrors?.length);
   for (const [id, v] of errs) L.push(`Server errors logged during ${id}: ${v.check.serverErrors.map((e) => `\`${e}\``).join('; ')}`, '');
-  for (const [id, v] of Object.entries(results.variants)) {
-    if (!v.check?.statements?.length) continue;
-    L.push(`PostgreSQL statements during ${id}'s last run (--profile, by total time):`, '', '| calls | total ms | mean ms | rows | statement |', '|---:|---:|---:|---:|---|');
-    for (const st of v.check.statements) L.push(`| ${st.calls} | ${st.total_ms} | ${st.mean_ms} | ${st.rows} | \`${st.query.replaceAll('|', '¦').replaceAll('`', "'")}\` |`);
-    L.push('');
-  }
+  for (const [id, v] of Object.entries(results.variants)) statementTable(L, `${id}'s last run`, v.check?.statements);
 
   const m1 = results.blocks.M1;
   if (m1) {
@@ -186,6 +181,7 @@ export function renderMarkdown(results) {
         `, loop p99 ${n(f1.serverLoopP99Ms)} ms.`,
       '',
     );
+    statementTable(L, 'F1', f1.statements);
   }
   const l1 = results.blocks.L1;
   if (l1) {
@@ -207,4 +203,12 @@ export function renderMarkdown(results) {
   if (results.notes.length) L.push(...results.notes.map((x) => `Note: ${x}`), '');
   L.push(results.failures.length ? `**FAILED** (exit 1): ${results.failures.join('; ')}` : 'No functional failure and no ratio gate missed (exit 0).', '');
   return L.join('\n');
+}
+
+/** PostgreSQL's top statements of a run (--profile), by total time. */
+function statementTable(L, during, rows) {
+  if (!rows?.length) return;
+  L.push(`PostgreSQL statements during ${during} (--profile, by total time):`, '', '| calls | total ms | mean ms | rows | statement |', '|---:|---:|---:|---:|---|');
+  for (const st of rows) L.push(`| ${st.calls} | ${st.total_ms} | ${st.mean_ms} | ${st.rows} | \`${st.query.replaceAll('|', '¦').replaceAll('`', "'")}\` |`);
+  L.push('');
 }
