@@ -274,6 +274,47 @@ describe('the agent console, live with the widget, in Chromium', () => {
     expect(stored.body.messages.filter((m: { body: string }) => m.body === 'Typed during the drop')).toHaveLength(1);
   });
 
+  it('on a slow network, a conversation page opened before its socket is live misses nothing and sends what was typed', async () => {
+    const avery = await signIn('agent@demo.gov');
+    const a = avery.page;
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Slow Line Resident' });
+    const constituent = await h.constituentSocket(token);
+    await a.getByRole('link', { name: /Slow Line Resident/ }).click();
+    await a.getByRole('button', { name: 'Take', exact: true }).click();
+    // Answered first: unanswered work of an agent without a socket for a moment goes back to the queue.
+    await a.getByLabel('Reply to the constituent').fill('Hello, I am here');
+    await a.getByLabel('Reply to the constituent').press('Enter');
+    await a.getByRole('log').getByText('Hello, I am here').waitFor();
+
+    // The page reloads over a line that takes seconds to open its WebSocket.
+    let release!: () => void;
+    const opened = new Promise<void>((r) => (release = r));
+    await avery.ctx.routeWebSocket(/socket\.io/, async (ws) => {
+      await opened;
+      ws.connectToServer();
+    });
+    await a.reload();
+    await a.getByRole('heading', { name: 'Slow Line Resident', level: 1 }).waitFor();
+    await a.getByText('Connecting…').waitFor();
+    const res = await constituent.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'Written while your page loaded' });
+    expect(res.ok).toBe(true);
+    await a.getByLabel('Reply to the constituent').fill('Typed before the line was up');
+    await a.getByLabel('Reply to the constituent').press('Enter');
+    await a.getByText('Sending…').waitFor();
+
+    release();
+    await a.getByText('Live', { exact: true }).waitFor({ timeout: 20_000 });
+    const log = a.getByRole('log');
+    await log.getByText('Written while your page loaded').waitFor();
+    await log.getByText('Typed before the line was up').waitFor();
+    await eventually(() => a.getByText('Sending…').count(), 0);
+    expect(await log.getByText('Typed before the line was up').count()).toBe(1);
+    const stored = await h.http.get(`/api/conversations/${conv.id}/messages`).set('Authorization', `Bearer ${token}`);
+    expect(stored.body.messages.filter((m: { body: string }) => m.body === 'Typed before the line was up')).toHaveLength(1);
+    await avery.ctx.unrouteAll();
+  });
+
   it('opens a case by hand for a walk-in and works it on its own page', async () => {
     const { page: a } = await signIn('agent@demo.gov');
     await a.getByRole('button', { name: 'New case' }).click();

@@ -143,6 +143,10 @@ export class OpenConversation extends CaseActions {
       this.deliveryAttempts.set(d.messageId, d.attempt);
       this.messages = this.messages.map((m) => (m.id === d.messageId ? { ...m, delivery: d.delivery } : m));
     };
+    // Every connect, the first one too: a page opened before its socket was live missed what happened in
+    // between, and what was typed meanwhile waits in `pending` for a live socket.
+    const onConnect = () => void this.resync();
+    s.on('connect', onConnect);
     s.on('message:created', onMessage);
     s.on('message:delivery', onDelivery);
     s.on('conversation:updated', onUpdated);
@@ -150,6 +154,7 @@ export class OpenConversation extends CaseActions {
     s.on('receipt:changed', onReceipt);
     s.on('case:updated', onCase);
     this.offs.push(() => {
+      s.off('connect', onConnect);
       s.off('message:created', onMessage);
       s.off('message:delivery', onDelivery);
       s.off('conversation:updated', onUpdated);
@@ -159,7 +164,7 @@ export class OpenConversation extends CaseActions {
     });
   }
 
-  /** After a reconnect: the summary, the case and every message we missed. */
+  /** After a (re)connect: the summary, the case and every message we missed. */
   async resync(): Promise<void> {
     if (this.notFound) return;
     try {
@@ -197,7 +202,7 @@ export class OpenConversation extends CaseActions {
 
   private async deliver(p: PendingSend): Promise<void> {
     const socket = this.session.socket;
-    if (!socket?.connected) return; // sent on reconnect (resync)
+    if (!socket?.connected) return; // sent once the socket connects (resync)
     try {
       const res = await ack(
         socket.emitWithAck('message:send', {

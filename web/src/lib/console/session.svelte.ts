@@ -39,8 +39,6 @@ export class ConsoleSession {
   mentions = $state<(Mention & { id: string })[]>([]);
   /** SLA warnings and breaches on my cases (or, for supervisors, the agency's), until dismissed. */
   slaAlerts = $state<(SlaAlert & { id: string })[]>([]);
-  /** Bumped on every reconnect: pages watching it fill their gaps. */
-  reconnects = $state(0);
 
   static provide(): ConsoleSession {
     return setContext(KEY, new ConsoleSession());
@@ -77,7 +75,7 @@ export class ConsoleSession {
   }
 
   private wire(socket: ConsoleSocket, onSessionEnded: () => void): void {
-    let connectedBefore = false;
+    // Pages fill their own gaps on every connect (conversation, dashboard); the inbox is the session's.
     socket.on('connect', () => {
       this.connection = 'live';
       // Auditors read the audit log only: no inbox, no colleagues (issue #11).
@@ -85,8 +83,6 @@ export class ConsoleSession {
       // Whatever changed while we were away comes back with a fresh first page and fresh counts.
       void this.inbox.reload();
       void this.loadStaff();
-      if (connectedBefore) this.reconnects++;
-      connectedBefore = true;
     });
     socket.on('disconnect', () => (this.connection = 'reconnecting'));
     socket.on('conversation:created', (c) => {
