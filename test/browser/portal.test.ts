@@ -98,6 +98,20 @@ describe('the constituent portal, in Chromium', () => {
     // Avery answers there; the open portal page shows it at once (well before its 15-second refresh).
     await sock.emitWithAck('message:send', { conversationId: portalConv.id, clientMessageId: uuid(), body: 'Got the photo, thank you.' });
     await page.getByText('Got the photo, thank you.').waitFor({ timeout: 5000 });
+
+    // On a slow line the page shows the case before its socket is open: an answer sent in between still
+    // appears as soon as the socket opens, not at the next 15-second look.
+    let release!: () => void;
+    const opened = new Promise<void>((r) => (release = r));
+    await page.context().routeWebSocket(/socket\.io/, async (ws) => {
+      await opened;
+      ws.connectToServer();
+    });
+    await page.reload();
+    await page.getByRole('heading', { name: conv.caseReference }).waitFor();
+    await sock.emitWithAck('message:send', { conversationId: portalConv.id, clientMessageId: uuid(), body: 'Sent while your page opened.' });
+    release();
+    await page.getByText('Sent while your page opened.').waitFor({ timeout: 5000 });
   });
 
   it('starts a request from the catalog in Spanish, on a phone-sized screen, and gives the reference', async () => {

@@ -29,8 +29,14 @@ export class OpenCase extends CaseActions {
     const onCase = (c: { caseId: string }) => {
       if (c.caseId === this.id) void this.loadCase().catch(() => undefined);
     };
+    // Every connect, the first one too: changes made before the socket was live, or during a drop, reached no one.
+    const onConnect = () => void this.loadCase().catch(() => undefined);
     s?.on('case:updated', onCase);
-    this.off = () => s?.off('case:updated', onCase);
+    s?.on('connect', onConnect);
+    this.off = () => {
+      s?.off('case:updated', onCase);
+      s?.off('connect', onConnect);
+    };
     await this.loadCase();
   }
 
