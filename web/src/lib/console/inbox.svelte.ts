@@ -25,6 +25,8 @@ export class Inbox {
   items = $state<ConversationSummary[]>([]);
   nextCursor = $state<string | null>(null);
   loading = $state(false);
+  /** The first page has come (it loads once the socket is live, so no event falls between the two). */
+  loaded = $state(false);
   error = $state<string | null>(null);
   counts = $state<InboxCounts>({ mine: 0, queue: 0, open: 0, closed: 0 });
   private generation = 0;
@@ -54,6 +56,7 @@ export class Inbox {
       this.items = page.conversations;
       this.nextCursor = page.nextCursor;
       this.error = null;
+      this.loaded = true;
     } catch (err) {
       if (gen === this.generation) this.error = (err as Error).message;
     } finally {
