@@ -371,7 +371,7 @@ export function createApp(o: AppOptions): App {
     caseTypes,
     constituents: repos.constituents,
     agencies: repos.agencies,
-    tellConstituent: (caseId, body): Promise<boolean> => conversations.tellConstituent(caseId, body),
+    tellConstituent: (caseId, say): Promise<boolean> => conversations.tellConstituent(caseId, say),
     audit: repos.audit,
     notifier: lateNotifier,
     tasks: repos.tasks,

@@ -14,13 +14,14 @@ import type { StaffPrincipal } from '../principal.js';
 import type { SlaService } from '../sla/sla.service.js';
 import type { TaskRepository, TaskRow } from '../tasks/task.repository.js';
 import type { CaseChange, CaseRepository, CaseRow } from './case.repository.js';
+import { constituentText, languageOf, type ConstituentLanguage } from '../constituent-text.js';
 
 export interface CaseDeps {
   db: Db;
   cases: CaseRepository;
   constituents: Pick<ConstituentRepository, 'findOrCreate'>;
   /** Bound late (the conversation service is built after this one). */
-  tellConstituent: (caseId: string, body: string) => Promise<boolean>;
+  tellConstituent: (caseId: string, say: (language: ConstituentLanguage) => string) => Promise<boolean>;
   agencies: Pick<AgencyRepository, 'findById' | 'findGroup' | 'defaultGroupId'>;
   now?: () => Date;
   caseTypes: { get(agencyId: string, id: string, tx?: Tx): Promise<CaseTypeRow | undefined> };
@@ -264,9 +265,10 @@ export class CaseService {
     });
     if (!updated) throw new AppError('CONFLICT', 'Someone else changed this case. Reload it and try again.');
     this.announce(updated);
-    if (asking) {
+    if (asking && input.request) {
       // Told at once where they are; a courtesy that must not undo the change if it fails.
-      await this.tell(c, `To continue with case ${c.reference} we need: ${input.request}`);
+      const request = input.request;
+      await this.tell(c, (lang) => constituentText(lang).awaitingInfo(c.reference, request));
     }
     return this.detail(p, caseId);
   }
@@ -275,15 +277,16 @@ export class CaseService {
    * Tells the constituent something about their case: in their open conversation if there is one, else by
    * email with a link to the portal, where it also shows. A courtesy: failing to tell never undoes the change.
    */
-  private async tell(c: CaseRow, body: string): Promise<void> {
+  private async tell(c: CaseRow, say: (language: ConstituentLanguage) => string): Promise<void> {
     try {
-      if (await this.d.tellConstituent(c.id, body)) return;
+      if (await this.d.tellConstituent(c.id, say)) return;
       const who = await this.d.cases.constituentOf(c);
+      const es = languageOf(who?.person.language) === 'es';
+      const body = say(es ? 'es' : 'en');
       const email = who?.person.email;
       let via: 'email' | 'portal' = 'portal';
       if (email && this.d.mailer?.enabled) {
         const agency = await this.d.agencies.findById(c.agencyId);
-        const es = who.person.language === 'es';
         const link = agency && this.d.publicBaseUrl ? new URL(`/portal/${agency.slug}${es ? '?lang=es' : ''}`, this.d.publicBaseUrl).href : '';
         await this.d.mailer.send({
           to: email,
@@ -486,7 +489,7 @@ export class CaseService {
       case 'send_message': {
         const who = c.constituentId ? await this.d.cases.constituentOf(c) : undefined;
         const name = who?.person.displayName ?? '';
-        await this.tell(c, action.body.replaceAll('{name}', name).trim());
+        await this.tell(c, () => action.body.replaceAll('{name}', name).trim()); // the agency's own words
         return;
       }
       case 'request_document': {

@@ -33,6 +33,7 @@ import type { Mailer } from '../../lib/mailer.js';
 import type { Limiter } from '../../lib/rate-limit.js';
 import type { QueueService } from '../queue/queue.service.js';
 import type { TextSender } from '../messages/message.service.js';
+import { constituentText, languageOf, type ConstituentLanguage } from '../constituent-text.js';
 
 /** What automatic routing hears about (bound late: the router is built after this service). */
 export interface RoutingSignals {
@@ -433,9 +434,10 @@ export class ConversationService {
    * Tells the constituent something about their case on its open conversation, as a public message from the
    * agency. Returns false when no conversation is open (other channels — email, SMS, the portal — come later).
    */
-  async tellConstituent(caseId: string, body: string): Promise<boolean> {
+  async tellConstituent(caseId: string, say: (language: ConstituentLanguage) => string): Promise<boolean> {
     const conv = await this.d.conversations.openForCase(caseId);
     if (!conv) return false;
+    const body = say(languageOf(conv.language));
     const texted = this.d.texts?.deliveryFor(conv) ?? null;
     const { message } = await this.d.messages.append({
       conversationId: conv.id,
@@ -517,7 +519,7 @@ export class ConversationService {
         conversationId: id,
       });
       const appended = await this.d.messages.append(
-        { conversationId: id, clientMessageId: null, authorKind: 'system', visibility: 'public', body: `${p.displayName} (supervisor) joined the conversation.`, channel: conv.channel },
+        { conversationId: id, clientMessageId: null, authorKind: 'system', visibility: 'public', body: constituentText(conv.language).supervisorJoined(p.displayName), channel: conv.channel },
         tx,
       );
       // The audit row comes last in a transaction: its chain lock is then held only until the commit.

@@ -41,6 +41,7 @@ import type { QueueService } from '../queue/queue.service.js';
 import { sendEvent } from './exchange.client.js';
 import type { ExchangeRepository, HandoffRow, KeyRow, PartnerRow } from './exchange.repository.js';
 import { newKeyPair, parsePublicKey } from './exchange.signing.js';
+import { constituentText } from '../constituent-text.js';
 
 export interface ExchangeDeps {
   db: Db;
@@ -739,7 +740,7 @@ export class ExchangeService {
             clientMessageId: `xchg:${h.handoffId}:accepted`,
             authorKind: 'system',
             visibility: 'public',
-            body: `${partner.name} is now helping you (${event.data.agentName}). They have your conversation so far, so you do not need to repeat anything. Just keep writing here.`,
+            body: constituentText(liveConv.language).partnerHelping(partner.name, event.data.agentName),
             channel: liveConv.channel,
             deliveryStatus: texted,
           },

@@ -13,6 +13,7 @@ import { toMessage } from '../conversations/conversation.mapper.js';
 import type { ConversationService } from '../conversations/conversation.service.js';
 import type { MessageRepository } from '../messages/message.repository.js';
 import type { ConstituentPrincipal, StaffPrincipal } from '../principal.js';
+import { constituentText } from '../constituent-text.js';
 
 /** How long a node trusts its copy of an agency's patterns (another node's change shows within this). */
 const PATTERN_TTL_MS = 10_000;
@@ -108,7 +109,7 @@ export class SecureFields {
           clientMessageId: `secure-field:${field!.id}`,
           authorKind: 'system',
           visibility: 'public',
-          body: `${p.displayName} asked for ${input.label} through a secure form. It will not appear in this chat.`,
+          body: constituentText(conv.language).secureRequested(p.displayName, input.label),
           channel: conv.channel,
           meta: { secureField: { id: field!.id, label: input.label, kind: input.kind, state: 'requested' } },
         },
@@ -158,7 +159,7 @@ export class SecureFields {
           clientMessageId: `secure-field-provided:${id}`,
           authorKind: 'system',
           visibility: 'public',
-          body: `Secure value provided: ${field.label}.`,
+          body: constituentText(conv.language).secureProvided(field.label),
           channel: conv.channel,
           meta: { secureField: { id, label: field.label, kind: field.kind, state: 'provided' } },
         },

@@ -12,6 +12,7 @@ import type { MessageRepository } from '../messages/message.repository.js';
 import type { ConstituentPrincipal } from '../principal.js';
 import type { SmsOutboundService } from './sms-outbound.service.js';
 import type { TwilioSettingsService } from './twilio-settings.service.js';
+import { constituentText } from '../constituent-text.js';
 
 export interface TextLinkDeps {
   db: Db;
@@ -84,7 +85,7 @@ export class TextLinkService {
   async agentReady(conversationId: string, agentName: string): Promise<void> {
     const view = await this.d.conversationRows.findView(conversationId);
     if (!view || view.channel !== 'web' || !view.textIdentityId) return;
-    await this.text(view, `${agentName} is ready to help you now. Reply here by text, or go back to the chat.`);
+    await this.text(view, constituentText(view.language).agentReadyByText(agentName));
   }
 
   /** A public message from the agency, on the timeline and by text. */
