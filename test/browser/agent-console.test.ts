@@ -315,6 +315,36 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await avery.ctx.unrouteAll();
   });
 
+  it('a message that arrives while the page is still fetching the conversation is shown, not lost', async () => {
+    const avery = await signIn('agent@demo.gov');
+    const a = avery.page;
+    const { token } = await h.widgetSession();
+    const conv = await h.startConversation(token, { name: 'Racing Resident', message: 'First words' });
+    const constituent = await h.constituentSocket(token);
+    // The page's first look at the messages is read by the server at once but answered late, as on a slow line.
+    let release!: () => void;
+    const answered = new Promise<void>((r) => (release = r));
+    let read!: () => void;
+    const wasRead = new Promise<void>((r) => (read = r));
+    await a.route(/\/api\/conversations\/[^/]+\/messages\?afterSeq=0/, async (route) => {
+      const response = await route.fetch();
+      read();
+      await answered;
+      await route.fulfill({ response });
+    });
+    await a.goto(`${h.url}/console/conversations/${conv.id}`);
+    await a.getByText('Live', { exact: true }).waitFor();
+    await wasRead;
+    // Written after that read: the page hears it live while its first look is still on the way.
+    expect((await constituent.emitWithAck('message:send', { conversationId: conv.id, clientMessageId: uuid(), body: 'Written during the look' })).ok).toBe(true);
+    await a.waitForTimeout(300);
+    release();
+    const log = a.getByRole('log', { name: 'Case timeline' });
+    await log.getByText('First words').waitFor();
+    await log.getByText('Written during the look').waitFor({ timeout: 5000 });
+    await a.unrouteAll();
+  });
+
   it('opens a case by hand for a walk-in and works it on its own page', async () => {
     const { page: a } = await signIn('agent@demo.gov');
     await a.getByRole('button', { name: 'New case' }).click();

@@ -29,6 +29,7 @@ export class OpenConversation extends CaseActions {
   private typingSent = 0;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private catchingUp: Promise<void> | null = null;
+  private catchUpAgain = false;
   private readonly offs: (() => void)[] = [];
 
   constructor(
@@ -55,10 +56,19 @@ export class OpenConversation extends CaseActions {
     this.joined = true;
   }
 
+  /**
+   * Keeps the newest state: a look started before a change (the resync on connect, while a Take is on its
+   * way) can answer after the change's own reply and must not put the old state back.
+   */
+  private setSummary(next: ConversationSummary): void {
+    if (this.summary && Date.parse(next.updatedAt) < Date.parse(this.summary.updatedAt)) return;
+    this.summary = next;
+  }
+
   async open(): Promise<void> {
     this.listen();
     try {
-      this.summary = await api<ConversationSummary>(`/api/conversations/${this.id}`);
+      this.setSummary(await api<ConversationSummary>(`/api/conversations/${this.id}`));
     } catch (err) {
       if (err instanceof ApiFailure && (err.status === 404 || err.status === 400)) {
         this.notFound = true;
@@ -73,15 +83,26 @@ export class OpenConversation extends CaseActions {
     if (this.summary) this.caseDetail = await api<CaseDetail>(`/api/cases/${this.summary.caseId}`);
   }
 
-  /** Fetches everything after the last seq we hold, page by page. One catch-up at a time. */
+  /**
+   * Fetches everything after the last seq we hold, page by page. One catch-up at a time; one asked for while
+   * another runs makes it look once more, because the running one may have read before the newest message was
+   * stored (joining it alone lost that message until the next one came).
+   */
   catchUp(): Promise<void> {
-    this.catchingUp ??= (async () => {
+    if (this.catchingUp) {
+      this.catchUpAgain = true;
+      return this.catchingUp;
+    }
+    this.catchingUp = (async () => {
       try {
-        for (;;) {
-          const page = await api<SyncResult>(`/api/conversations/${this.id}/messages?afterSeq=${this.lastSeq}`);
-          page.messages.forEach((m) => this.insert(m));
-          if (!page.hasMore) break;
-        }
+        do {
+          this.catchUpAgain = false;
+          for (;;) {
+            const page = await api<SyncResult>(`/api/conversations/${this.id}/messages?afterSeq=${this.lastSeq}`);
+            page.messages.forEach((m) => this.insert(m));
+            if (!page.hasMore) break;
+          }
+        } while (this.catchUpAgain);
         this.markRead();
       } finally {
         this.catchingUp = null;
@@ -122,7 +143,7 @@ export class OpenConversation extends CaseActions {
     const onMessage = (m: Message) => this.accept(m);
     const onUpdated = (c: ConversationSummary) => {
       if (c.id !== this.id) return;
-      this.summary = c;
+      this.setSummary(c);
       void this.loadCase().catch(() => undefined);
     };
     const onTyping = (t: { conversationId: string; by: string; isTyping: boolean }) => {
@@ -168,7 +189,7 @@ export class OpenConversation extends CaseActions {
   async resync(): Promise<void> {
     if (this.notFound) return;
     try {
-      this.summary = await api<ConversationSummary>(`/api/conversations/${this.id}`);
+      this.setSummary(await api<ConversationSummary>(`/api/conversations/${this.id}`));
     } catch (err) {
       if (err instanceof ApiFailure && err.status === 404) this.notFound = true; // transferred away meanwhile
       return;
@@ -248,7 +269,7 @@ export class OpenConversation extends CaseActions {
   async claim(): Promise<void> {
     const socket = this.session.socket;
     if (!socket) return;
-    this.summary = await ack(socket.emitWithAck('conversation:claim', { conversationId: this.id }));
+    this.setSummary(await ack(socket.emitWithAck('conversation:claim', { conversationId: this.id })));
     await this.loadCase();
   }
 
