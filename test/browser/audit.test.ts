@@ -77,12 +77,13 @@ describe('audit log and sensitive data in the console, in Chromium', () => {
   it('masked numbers are marked, and a secure value is asked for, sent by form, and shown only on request', async () => {
     const { token } = await h.widgetSession();
     const conv = await h.startConversation(token, { message: 'my SSN is 219-09-9999', clientMessageId: uuid() });
-    // Opened first, then taken in the page: a page load reconnects the console, and work held but unanswered by
-    // someone momentarily without a socket goes back to the queue (the tests' grace is 300 ms, so a claim made
-    // before the page load lost the conversation again whenever the load was slow).
+    // Opened first, and taken in the page once it is live: a page load reconnects the console, and work held but
+    // unanswered by someone without a socket for longer than the presence grace (300 ms in tests; a busy
+    // machine fires that timer late) goes back to the queue.
     const { ctx, page } = await signIn('agent@demo.gov');
     const agent = await h.login('agent@demo.gov');
     await page.goto(`${h.url}/console/conversations/${conv.id}`);
+    await page.getByText('Live', { exact: true }).waitFor();
     const timeline = page.getByRole('log', { name: 'Case timeline' });
     await timeline.getByText('my SSN is ***-**-9999').waitFor();
     await timeline.getByText('Sensitive numbers were masked (SSN)').waitFor();
@@ -92,7 +93,13 @@ describe('audit log and sensitive data in the console, in Chromium', () => {
     await page.getByLabel('What to ask for').fill('Account number');
     await page.getByLabel('Kind').selectOption('account');
     await page.getByRole('button', { name: 'Send the form' }).click();
-    await timeline.getByText('asked for Account number through a secure form').waitFor();
+    await timeline.getByText('asked for Account number through a secure form').waitFor().catch(async (err: unknown) => {
+      // Say what the agent saw and what the server holds, so a failure here names its cause.
+      await page.screenshot({ path: join(shots, 'console-secure-ask-missing.png'), fullPage: true });
+      const held = (await staffApi(h, agent).get(`/api/conversations/${conv.id}`)).body as { status?: string; assigneeId?: string | null };
+      const error = await page.locator('#composer-error, .secure .error, [role="alert"]').allInnerTexts();
+      throw new Error(`${(err as Error).message}\nconversation: ${held.status}, assignee ${held.assigneeId ?? 'none'} (me ${agent.me.id}); alerts shown: ${JSON.stringify(error)}`);
+    });
     await expect(axeViolations(page)).resolves.toEqual([]);
 
     const fieldId = ((await staffApi(h, agent).get(`/api/conversations/${conv.id}/messages?afterSeq=0`)).body.messages as { meta?: { secureField?: { id: string } } }[]).find((m) => m.meta?.secureField)!.meta!.secureField!.id;

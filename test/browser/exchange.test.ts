@@ -73,9 +73,10 @@ describe('Service Exchange in Chromium', () => {
     // Avery takes it and offers it to the partner agency from the conversation page.
     const avery = await A.login('agent@demo.gov');
     const [conv] = ((await staffApi(A, avery).get('/api/inbox?view=queue').expect(200)).body.conversations as ConversationSummary[]).filter((c) => c.constituentName === 'Pat Resident');
-    // Opened first, then taken in the page: a page load reconnects the console, and work held but unanswered
-    // by someone momentarily without a socket goes back to the queue (the tests' grace is short).
+    // Opened first, and taken in the page once it is live: a page load reconnects the console, and work held but
+    // unanswered by someone without a socket for longer than the presence grace (short in tests) goes back to the queue.
     await aPage.goto(`${A.url}/console/conversations/${conv!.id}`);
+    await aPage.getByText('Live', { exact: true }).waitFor();
     await aPage.getByRole('main').getByRole('button', { name: 'Take', exact: true }).click();
     await aPage.getByRole('button', { name: 'Offer to partner agency' }).click({ timeout: 15_000 }).catch(async (err: unknown) => {
       await aPage.screenshot({ path: join(shots, 'exchange-offer-missing.png') });

@@ -89,6 +89,7 @@ describe('phone calls in the console, in Chromium', () => {
     // A caller waiting in the queue: taking the conversation puts the call through to this agent's browser.
     const live = await callIn('+15557778882');
     await page.goto(`${h.url}/console/conversations/${live.conversation_id}`);
+    await page.getByText('Live', { exact: true }).waitFor(); // taken once the page's socket is up (presence grace)
     await page.getByRole('region', { name: 'Calls' }).getByText('Waiting in the queue').waitFor();
     await page.getByRole('button', { name: 'Take', exact: true }).click();
     await eventually(() => fake.callUpdates().filter((u) => u.callSid === live.p.CallSid).length, 1);
