@@ -122,6 +122,8 @@ export const ConversationSummary = z.object({
   assigneeName: z.string().nullable(),
   language: Language,
   lastSeq: z.number().int().nonnegative(),
+  /** Bumped by every change of status or owner (under the row lock): the newer of two copies has the higher one. */
+  version: z.number().int().nonnegative(),
   /** The case it belongs to, as the inbox shows it. */
   caseStatus: CaseStatus,
   priority: Priority,

@@ -19,6 +19,7 @@ export function toSummary(c: ConversationView): ConversationSummary {
     assigneeName: c.assigneeName,
     language: c.language,
     lastSeq: c.lastSeq,
+    version: c.version,
     caseStatus: c.caseStatus,
     priority: c.casePriority,
     tags: c.caseTags,

@@ -52,16 +52,17 @@ export class OpenConversation extends CaseActions {
   }
 
   async join(): Promise<void> {
-    this.summary = await api<ConversationSummary>(`/api/conversations/${this.id}/join`, { method: 'POST' });
+    this.setSummary(await api<ConversationSummary>(`/api/conversations/${this.id}/join`, { method: 'POST' }));
     this.joined = true;
   }
 
   /**
    * Keeps the newest state: a look started before a change (the resync on connect, while a Take is on its
-   * way) can answer after the change's own reply and must not put the old state back.
+   * way) can answer after the change's own reply and must not put the old state back. Versions, not times:
+   * two changes' clocks can disagree with the order their row locks gave them.
    */
   private setSummary(next: ConversationSummary): void {
-    if (this.summary && Date.parse(next.updatedAt) < Date.parse(this.summary.updatedAt)) return;
+    if (this.summary && next.version < this.summary.version) return;
     this.summary = next;
   }
 
@@ -276,7 +277,7 @@ export class OpenConversation extends CaseActions {
   async transfer(to: { toUserId?: string; toGroupId?: string; note?: string }): Promise<void> {
     const socket = this.session.socket;
     if (!socket) return;
-    this.summary = await ack(socket.emitWithAck('conversation:transfer', { conversationId: this.id, ...to }));
+    this.setSummary(await ack(socket.emitWithAck('conversation:transfer', { conversationId: this.id, ...to })));
   }
 
   /** Ends the chat, first telling the constituent what happens next if there is something to say. */
@@ -301,7 +302,7 @@ export class OpenConversation extends CaseActions {
   }
 
   async moveToCase(reference: string): Promise<void> {
-    this.summary = await api<ConversationSummary>(`/api/conversations/${this.id}/case`, { method: 'POST', body: { reference } });
+    this.setSummary(await api<ConversationSummary>(`/api/conversations/${this.id}/case`, { method: 'POST', body: { reference } }));
     await this.loadCase();
   }
 
