@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, BrowserContext, FrameLocator, Page } from 'playwright-core';
-import { axeViolations, launchBrowser } from '../support/browser.js';
+import { axeViolations, holdWebSockets, launchBrowser } from '../support/browser.js';
 import { DEMO_PASSWORD, eventually, startTestServer, uuid, type Harness } from '../support/harness.js';
 import { repoRoot } from '../support/process.js';
 
@@ -240,15 +240,21 @@ describe('the agent console, live with the widget, in Chromium', () => {
     await (averyWon ? avery.page : jordan.page).getByRole('heading', { name: 'Race Resident', level: 1 }).waitFor();
   });
 
-  it('after a network drop the console shows it is reconnecting and fills the gap, with no duplicates', async () => {
+  /** Avery, signed in, takes a new chat from her inbox; the constituent's socket is open. */
+  async function averyTakes(name: string) {
     const avery = await signIn('agent@demo.gov');
     const a = avery.page;
     const { token } = await h.widgetSession();
-    const conv = await h.startConversation(token, { name: 'Gap Resident' });
+    const conv = await h.startConversation(token, { name });
     const constituent = await h.constituentSocket(token);
-    await a.getByRole('link', { name: /Gap Resident/ }).click();
+    await a.getByRole('link', { name: new RegExp(name) }).click();
     await a.getByRole('button', { name: 'Take', exact: true }).click();
     await a.getByText('You took this conversation.').waitFor();
+    return { avery, a, token, conv, constituent };
+  }
+
+  it('after a network drop the console shows it is reconnecting and fills the gap, with no duplicates', async () => {
+    const { avery, a, token, conv, constituent } = await averyTakes('Gap Resident');
 
     await avery.ctx.setOffline(true);
     await a.getByText('Reconnecting…').waitFor({ timeout: 20_000 });
@@ -275,25 +281,14 @@ describe('the agent console, live with the widget, in Chromium', () => {
   });
 
   it('on a slow network, a conversation page opened before its socket is live misses nothing and sends what was typed', async () => {
-    const avery = await signIn('agent@demo.gov');
-    const a = avery.page;
-    const { token } = await h.widgetSession();
-    const conv = await h.startConversation(token, { name: 'Slow Line Resident' });
-    const constituent = await h.constituentSocket(token);
-    await a.getByRole('link', { name: /Slow Line Resident/ }).click();
-    await a.getByRole('button', { name: 'Take', exact: true }).click();
+    const { avery, a, token, conv, constituent } = await averyTakes('Slow Line Resident');
     // Answered first: unanswered work of an agent without a socket for a moment goes back to the queue.
     await a.getByLabel('Reply to the constituent').fill('Hello, I am here');
     await a.getByLabel('Reply to the constituent').press('Enter');
     await a.getByRole('log').getByText('Hello, I am here').waitFor();
 
     // The page reloads over a line that takes seconds to open its WebSocket.
-    let release!: () => void;
-    const opened = new Promise<void>((r) => (release = r));
-    await avery.ctx.routeWebSocket(/socket\.io/, async (ws) => {
-      await opened;
-      ws.connectToServer();
-    });
+    const release = await holdWebSockets(avery.ctx);
     await a.reload();
     await a.getByRole('heading', { name: 'Slow Line Resident', level: 1 }).waitFor();
     await a.getByText('Connecting…').waitFor();

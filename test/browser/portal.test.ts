@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import type { CaseDetail } from '@casebridge/shared';
-import { axeViolations, launchBrowser } from '../support/browser.js';
+import { axeViolations, holdWebSockets, launchBrowser } from '../support/browser.js';
 import { eventually, startTestServer, uuid, type Harness, type StaffSession } from '../support/harness.js';
 import { repoRoot } from '../support/process.js';
 import { startSmtp } from '../support/smtp.js';
@@ -101,12 +101,7 @@ describe('the constituent portal, in Chromium', () => {
 
     // On a slow line the page shows the case before its socket is open: an answer sent in between still
     // appears as soon as the socket opens, not at the next 15-second look.
-    let release!: () => void;
-    const opened = new Promise<void>((r) => (release = r));
-    await page.context().routeWebSocket(/socket\.io/, async (ws) => {
-      await opened;
-      ws.connectToServer();
-    });
+    const release = await holdWebSockets(page.context());
     await page.reload();
     await page.getByRole('heading', { name: conv.caseReference }).waitFor();
     await sock.emitWithAck('message:send', { conversationId: portalConv.id, clientMessageId: uuid(), body: 'Sent while your page opened.' });

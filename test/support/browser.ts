@@ -34,6 +34,20 @@ export async function axeViolations(page: Page): Promise<string[]> {
   );
 }
 
+/**
+ * Holds every Socket.IO WebSocket the context opens until the returned function is called: a line that takes
+ * its time to open them, while pages and API calls load at once.
+ */
+export async function holdWebSockets(ctx: BrowserContext): Promise<() => void> {
+  let release!: () => void;
+  const opened = new Promise<void>((r) => (release = r));
+  await ctx.routeWebSocket(/socket\.io/, async (ws) => {
+    await opened;
+    ws.connectToServer();
+  });
+  return release;
+}
+
 /** A staff member signed in to the console in a fresh browser context, waiting until it is live. */
 export async function consoleSignIn(
   browser: Browser,
